@@ -1,0 +1,133 @@
+"""Ray Tune callbacks that run in the driver: MLflow child runs and the live progress view."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from harness.tracking import ChildRuns
+
+
+def trial_epochs(trial: Trial) -> int:
+    return int((trial.last_result or {}).get("epoch", 0))
+
+
+class MlflowTrialCallback(Callback):
+    """Mirrors every trial into an MLflow child run as Ray Tune reports it."""
+
+    def __init__(self, runs: ChildRuns) -> None:
+        self.runs = runs
+
+    def setup(self, **info: Any) -> None:
+        self.runs.load_existing()
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.runs.ensure(trial.trial_id, trial.config, reopen=True)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        self.runs.log_epoch(trial.trial_id, trial.config, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=None)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=trial.get_error() or "error")
+
+
+class ProgressCallback(Callback):
+    """Trials done / running / stopped early / failed and the best value so far.
+
+    A live table on a terminal; one line per finished trial otherwise (CI logs, pipes).
+    """
+
+    def __init__(self, metric: str, mode: str, max_epochs: int, total: int) -> None:
+        self.metric, self.mode, self.max_epochs, self.total = metric, mode, max_epochs, total
+        self._live: Any = None
+        self._last_draw = 0.0
+        self._reported: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"metric": self.metric, "mode": self.mode, "max_epochs": self.max_epochs, "total": self.total}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def _best(self, trials: list[Trial]) -> tuple[float | None, Trial | None]:
+        best, best_trial = None, None
+        for trial in trials:
+            value = (trial.last_result or {}).get(self.metric)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            if best is None or (value < best if self.mode == "min" else value > best):
+                best, best_trial = float(value), trial
+        return best, best_trial
+
+    def counts(self, trials: list[Trial]) -> dict[str, int]:
+        counts = {"done": 0, "stopped early": 0, "running": 0, "pending": 0, "failed": 0}
+        for trial in trials:
+            if trial.status == Trial.TERMINATED:
+                counts["done" if trial_epochs(trial) >= self.max_epochs else "stopped early"] += 1
+            elif trial.status == Trial.ERROR:
+                counts["failed"] += 1
+            elif trial.status == Trial.RUNNING:
+                counts["running"] += 1
+            else:
+                counts["pending"] += 1
+        return counts
+
+    def _render(self, trials: list[Trial]) -> Any:
+        from rich.table import Table
+
+        counts = self.counts(trials)
+        best, best_trial = self._best(trials)
+        table = Table(title=f"trials: {len(trials)}/{self.total}", show_header=True)
+        for key in counts:
+            table.add_column(key, justify="right")
+        table.add_column(f"best {self.metric}", justify="right")
+        table.add_column("best trial")
+        table.add_row(
+            *[str(v) for v in counts.values()],
+            "-" if best is None else f"{best:.4f}",
+            best_trial.trial_id if best_trial else "-",
+        )
+        return table
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if sys.stdout.isatty():
+            now = time.monotonic()
+            if now - self._last_draw < 0.25:
+                return
+            self._last_draw = now
+            if self._live is None:
+                from rich.live import Live
+
+                self._live = Live(self._render(trials), refresh_per_second=4, transient=False)
+                self._live.start()
+            self._live.update(self._render(trials))
+            return
+        for trial in trials:
+            if trial.status in (Trial.TERMINATED, Trial.ERROR) and trial.trial_id not in self._reported:
+                self._reported.add(trial.trial_id)
+                counts = self.counts(trials)
+                best, _ = self._best(trials)
+                value = (trial.last_result or {}).get(self.metric)
+                shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+                print(
+                    f"[{len(self._reported)}/{self.total}] trial {trial.trial_id} "
+                    f"{'failed' if trial.status == Trial.ERROR else 'ended'} after {trial_epochs(trial)} epochs "
+                    f"({self.metric} {shown}); "
+                    + ", ".join(f"{k} {v}" for k, v in counts.items())
+                    + (f"; best {best:.4f}" if best is not None else ""),
+                    flush=True,
+                )
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render(trials))
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,210 @@
+"""`harness`: run, validate, resume and reproduce studies; list them; open the MLflow UI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from harness import __version__
+from harness.errors import SpecError
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from harness.spec import parse_override
+
+    values = dict(parse_override(text) for text in args.set or [])
+    if args.strategy is not None:
+        values["search.strategy"] = args.strategy
+    if args.seed is not None:
+        values["seed"] = args.seed
+    if args.num_trials is not None:
+        values["search.num_trials"] = args.num_trials
+    return values
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from harness.spec import load_spec
+
+    return load_spec(args.file, _overrides(args))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    from harness.runner import expected_trials
+    from harness.strategies import resolve_strategy
+
+    searcher, scheduler = resolve_strategy(spec)
+    print(
+        f"{args.file}: valid study '{spec.name}' (spec hash {spec.spec_hash()}): "
+        f"{expected_trials(spec)} trials, searcher {searcher}, scheduler {scheduler}, "
+        f"{len(spec.search.space)} searched fields"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    from harness.runner import run_study
+
+    outcome = run_study(
+        spec,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        storage=args.storage,
+        progress=not args.quiet,
+    )
+    _print_outcome(outcome)
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from harness.runner import resume_study
+
+    _print_outcome(resume_study(args.path, address=args.address))
+    return EXIT_OK
+
+
+def _print_outcome(outcome: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items())
+    console.print(f"\n[bold]{counts}[/bold]")
+    if outcome.top:
+        table = Table(title=f"best trials by {outcome.metric} ({outcome.mode})")
+        for column in ("trial", "epochs", outcome.metric, "val/acc", "params"):
+            table.add_column(column)
+        for row in outcome.top:
+            acc = row.get("val/acc")
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in row["params"].items())
+            table.add_row(
+                row["trial_id"], str(row["epochs"]), f"{row[outcome.metric]:.4f}",
+                "-" if acc is None else f"{acc:.4f}", params,
+            )
+        console.print(table)
+    if outcome.test_metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in outcome.test_metrics.items())
+        console.print(f"chosen config on the sealed test split: [bold]{shown}[/bold]")
+    study = outcome.study
+    console.print(f"MLflow: experiment {study.experiment_id}, parent run {study.parent_run_id}")
+    console.print(f"look:    harness ui --tracking-uri {study.tracking_uri}")
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted; continue with: harness resume {outcome.experiment_path}[/yellow]")
+    else:
+        console.print(f"folder:  {outcome.experiment_path}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from harness.paths import default_tracking_uri
+    from harness.reproduce import reproduce_run
+
+    rows = reproduce_run(args.run_id, args.tracking_uri or default_tracking_uri())
+    worst = max(row.diff for row in rows)
+    print(f"{'epoch':>5}  {'metric':<12} {'recorded':>14} {'reproduced':>14} {'|diff|':>10}")
+    for row in rows:
+        print(f"{row.epoch:>5}  {row.metric:<12} {row.recorded:>14.8g} {row.reproduced:>14.8g} {row.diff:>10.2e}")
+    ok = worst <= args.tolerance
+    print(f"{'MATCH' if ok else 'MISMATCH'}: largest difference {worst:.3g} (tolerance {args.tolerance:g})")
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from harness.studies import shipped_studies
+
+    for path, name, description in shipped_studies():
+        print(f"{str(path.relative_to(path.parents[1])):<36} {name:<22} {description}")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from harness.paths import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    if uri.startswith("http"):
+        print(f"the MLflow server at {uri} serves its own UI: open it in a browser")
+        return EXIT_OK
+    mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+    command = [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}")
+    return subprocess.call(command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark and tune neural networks: Lightning trials, Ray Tune search, MLflow tracking.",
+    )
+    parser.add_argument("--version", action="version", version=f"nn-harness {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def study_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field by dotted path (repeatable)")
+        p.add_argument("--strategy", help="search strategy preset (grid, random, asha, hyperband)")
+        p.add_argument("--seed", type=int, help="study seed (seeds the searcher and every trial)")
+        p.add_argument("--num-trials", type=int, help="number of trials")
+
+    def tracking_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or a local SQLite store)")
+
+    def address_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: local Ray)")
+
+    p = sub.add_parser("run", help="run a study")
+    study_args(p)
+    address_arg(p)
+    tracking_arg(p)
+    p.add_argument("--storage", help="folder for Ray results and checkpoints (default: harness-runs/ray)")
+    p.add_argument("--quiet", action="store_true", help="no live progress display")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a study file and overrides; run nothing")
+    study_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("resume", help="continue a study whose driver stopped")
+    p.add_argument("path", help="the study's folder, as printed by `harness run`")
+    address_arg(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("reproduce", help="re-run a trial from its saved config and compare metrics")
+    p.add_argument("run_id", metavar="RUN_ID", help="an MLflow child (trial) run id")
+    tracking_arg(p)
+    p.add_argument("--tolerance", type=float, default=1e-6, help="largest allowed difference (default 1e-6)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("studies", help="list the shipped studies")
+    p.set_defaults(func=cmd_studies)
+
+    p = sub.add_parser("ui", help="open the MLflow UI over the tracking store")
+    tracking_arg(p)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Runs a study: Ray (local or `--address`), a Tuner built from the spec, MLflow tracking,
+then one evaluation of the chosen configuration on the sealed test split. Resumable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SpecError
+from harness.paths import default_artifact_root, default_storage, default_tracking_uri
+from harness.space import to_tune_space
+from harness.spec import StudySpec
+from harness.strategies import SCHEDULERS, SEARCHERS, max_epochs_bound, resolve_strategy
+from harness.tracking import (
+    KILLED,
+    ChildRuns,
+    StudyRun,
+    client_for,
+    finish_study_run,
+    reopen_study_run,
+    start_study_run,
+)
+
+STATE_FILE = "harness_study.json"
+
+
+@dataclass
+class StudyOutcome:
+    """What a finished (or interrupted) execution produced, for the CLI to print."""
+
+    experiment_path: Path
+    study: StudyRun
+    metric: str
+    mode: str
+    counts: dict[str, int]
+    top: list[dict[str, Any]] = field(default_factory=list)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to a running cluster (`auto`, `host:port`, `ray://...`) or start a local one."""
+    import ray
+
+    # Experiment state is cheap to save for studies of this size: save it often, so that a
+    # killed driver loses as little as possible.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # The harness draws its own progress view; Ray's console reporter would repeat it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise SpecError(f"--address {address!r}: cannot connect to a Ray cluster there ({exc})") from None
+
+
+def make_trainable(spec: StudySpec) -> Any:
+    from ray import tune
+
+    from harness.trial import ray_trainable
+
+    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(ray_trainable, base_spec=spec.to_dict()), resources)
+
+
+def trial_dirname(trial: Any) -> str:
+    return f"trial-{trial.trial_id}"
+
+
+def expected_trials(spec: StudySpec) -> int:
+    searcher, _ = resolve_strategy(spec)
+    if not SEARCHERS.get(searcher).grid:
+        return spec.search.num_trials
+    total = 1
+    for dist in spec.search.space.values():
+        total *= len(dist.probe_values())
+    return total
+
+
+def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, progress: bool) -> Any:
+    from ray import tune
+
+    from harness.callbacks import MlflowTrialCallback, ProgressCallback
+
+    searcher_name, scheduler_name = resolve_strategy(spec)
+    searcher = SEARCHERS.get(searcher_name)
+    callbacks: list[Any] = [MlflowTrialCallback(ChildRuns(study, spec.to_dict(), scheduler_name))]
+    if progress:
+        callbacks.append(
+            ProgressCallback(spec.search.metric, spec.search.mode, max_epochs_bound(spec), expected_trials(spec))
+        )
+    return tune.Tuner(
+        make_trainable(spec),
+        param_space=to_tune_space(spec.search.space, as_grid=searcher.grid),
+        tune_config=tune.TuneConfig(
+            metric=spec.search.metric,
+            mode=spec.search.mode,
+            search_alg=searcher.build(spec),
+            scheduler=SCHEDULERS.get(scheduler_name)(spec),
+            num_samples=1 if searcher.grid else spec.search.num_trials,
+            max_concurrent_trials=spec.search.max_concurrent_trials,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=0,
+        ),
+    )
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | Path | None = None,
+    progress: bool = True,
+) -> StudyOutcome:
+    """Execute a validated study from scratch."""
+    tracking_uri = tracking_uri or default_tracking_uri()
+    storage = Path(storage or default_storage()).resolve()
+    init_ray(address)  # before any MLflow run: a bad address must leave nothing behind
+    local_store = tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
+    study = start_study_run(
+        spec, tracking_uri, spec.search.strategy, default_artifact_root() if local_store else None
+    )
+    name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{study.parent_run_id[:8]}"
+    path = storage / name
+    path.mkdir(parents=True, exist_ok=True)
+    (path / STATE_FILE).write_text(json.dumps({"spec": spec.to_dict(), "study": asdict(study)}, indent=2))
+    client_for(tracking_uri).set_tag(study.parent_run_id, "ray_experiment_path", str(path))
+    tuner = build_tuner(spec, study, storage, name, progress)
+    return finalize(spec, study, path, tuner.fit())
+
+
+def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcome:
+    """Continue an execution whose driver died: finished trials stay finished, unfinished
+    ones continue from their last checkpoint, searcher and scheduler state included."""
+    from ray import tune
+
+    path = Path(path).resolve()
+    state_file = path / STATE_FILE
+    if not state_file.is_file():
+        raise SpecError(f"{path}: not a study folder (no {STATE_FILE}); give the folder `harness run` printed")
+    state = json.loads(state_file.read_text())
+    spec = StudySpec.model_validate(state["spec"])
+    study = StudyRun(**state["study"])
+    init_ray(address)
+    if not tune.Tuner.can_restore(str(path)):
+        raise SpecError(f"{path}: Ray Tune saved no state here yet; run the study again instead")
+    reopen_study_run(study)
+    tuner = tune.Tuner.restore(str(path), trainable=make_trainable(spec), resume_unfinished=True, resume_errored=False)
+    return finalize(spec, study, path, tuner.fit())
+
+
+def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
+    """Reconcile MLflow with what Ray knows, evaluate the best trial on test, close the parent."""
+    from harness.callbacks import trial_epochs
+
+    _, scheduler_name = resolve_strategy(spec)
+    runs = ChildRuns(study, spec.to_dict(), scheduler_name)
+    trials = results._experiment_analysis.trials
+    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+    interrupted = bool(unfinished) or len(trials) < expected_trials(spec)
+    for trial in trials:
+        runs.ensure_history(trial.trial_id, trial.config, _history(trial))
+        if trial.status in ("TERMINATED", "ERROR"):
+            runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=_error(trial))
+        else:
+            runs.suspend(trial.trial_id, "driver interrupted; `harness resume` continues this trial")
+    runs.close_orphans({t.trial_id for t in trials})
+
+    statuses = runs.statuses()
+    counts = {
+        "trials": len(trials),
+        "completed": sum(s == "FINISHED" for s in statuses.values()),
+        "stopped early": sum(s == KILLED and not interrupted for s in statuses.values()),
+        "failed": sum(s == "FAILED" for s in statuses.values()),
+    }
+    outcome = StudyOutcome(path, study, spec.search.metric, spec.search.mode, counts, interrupted=interrupted)
+    outcome.top = _top_trials(spec, trials, runs)
+    client = client_for(study.tracking_uri)
+    client.set_tag(study.parent_run_id, "trials_failed", str(counts["failed"]))
+    if interrupted:
+        finish_study_run(study, KILLED)
+        return outcome
+    if outcome.top:
+        best = outcome.top[0]
+        outcome.test_metrics = _evaluate_best(spec, results, best["trial_id"])
+        for key, value in outcome.test_metrics.items():
+            client.log_metric(study.parent_run_id, key, value)
+        client.log_metric(study.parent_run_id, f"best/{spec.search.metric}", best[spec.search.metric])
+        client.set_tag(study.parent_run_id, "best_trial_id", best["trial_id"])
+        client.set_tag(study.parent_run_id, "best_run_id", best["run_id"])
+    report = {"counts": counts, "top": outcome.top, "test": outcome.test_metrics}
+    client.log_text(study.parent_run_id, json.dumps(report, indent=2, default=str), "report.json")
+    finish_study_run(study)
+    return outcome
+
+
+def _history(trial: Any) -> list[dict[str, Any]]:
+    """Every result a trial reported, read back from Ray's per-trial progress file."""
+    progress = Path(trial.local_path) / "result.json" if trial.local_path else None
+    if progress is None or not progress.is_file():
+        return [trial.last_result] if trial.last_result else []
+    rows = []
+    for line in progress.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed driver
+    return rows
+
+
+def _error(trial: Any) -> str | None:
+    if trial.status != "ERROR":
+        return None
+    return trial.get_error() or "trial raised an error"
+
+
+def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5) -> list[dict[str, Any]]:
+    import math
+
+    from harness.callbacks import trial_epochs
+
+    sign = 1 if spec.search.mode == "min" else -1
+    rows = []
+    run_ids = runs.run_ids()
+    for trial in trials:
+        value = (trial.last_result or {}).get(spec.search.metric)
+        if trial.status != "TERMINATED" or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        row = {
+            "trial_id": trial.trial_id,
+            "run_id": run_ids.get(trial.trial_id, ""),
+            "epochs": trial_epochs(trial),
+            spec.search.metric: float(value),
+            **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc")},
+            "params": dict(trial.config),
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: sign * r[spec.search.metric])
+    return rows[:k]
+
+
+def _evaluate_best(spec: StudySpec, results: Any, trial_id: str) -> dict[str, float]:
+    from harness.trial import CHECKPOINT_FILE, evaluate_checkpoint
+
+    for result in results:
+        if result.metrics.get("trial_id") == trial_id and result.checkpoint is not None:
+            with result.checkpoint.as_directory() as folder:
+                return evaluate_checkpoint(spec.with_values(result.config), Path(folder) / CHECKPOINT_FILE)
+    return {}

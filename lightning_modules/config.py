@@ -1,0 +1,9 @@
+"""Base class for the typed, frozen configs of every building block."""
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Config(BaseModel):
+    """Frozen and strict about keys: a typo is an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
