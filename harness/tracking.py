@@ -220,7 +220,8 @@ class ChildRuns:
             for key, value in numeric_metrics(result).items()
         ]
         metrics.append(Metric("epoch", float(step), now, step))
-        tags = [RunTag("node_id", str(result["node_id"]))] if step == 1 and "node_id" in result else []
+        # Where the trial ran (Ray node, torch device): tagged once, from its first epoch.
+        tags = [RunTag(key, str(result[key])) for key in ("node_id", "device") if key in result and step == 1]
         self.client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
         self._last_step[run_id] = step
 

@@ -140,7 +140,8 @@ def _ray_sink(node_id: str) -> Callable[[dict[str, Any], L.Trainer], None]:
     def report(metrics: dict[str, Any], trainer: L.Trainer) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
-            tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            where = {"node_id": node_id, "device": str(trainer.strategy.root_device)}
+            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     return report
 
