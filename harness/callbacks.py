@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -15,6 +16,19 @@ from harness.tracking import ChildRuns
 
 def trial_epochs(trial: Trial) -> int:
     return int((trial.last_result or {}).get("epoch", 0))
+
+
+def trial_error_text(trial: Trial) -> str:
+    """A failed trial's traceback text.
+
+    Ray writes it to the trial's local folder first and copies it to storage later, so at
+    `on_trial_error` time only the local file has it.
+    """
+    local = trial.error_file
+    if local and os.path.isfile(local):
+        with open(local) as handle:
+            return handle.read()
+    return trial.get_error() or "trial raised an error"
 
 
 class MlflowTrialCallback(Callback):
@@ -36,7 +50,7 @@ class MlflowTrialCallback(Callback):
         self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=None)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=trial.get_error() or "error")
+        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=trial_error_text(trial))
 
 
 class ProgressCallback(Callback):

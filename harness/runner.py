@@ -217,7 +217,7 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
 
 def _history(trial: Any) -> list[dict[str, Any]]:
     """Every result a trial reported, read back from Ray's per-trial progress file."""
-    progress = Path(trial.local_path) / "result.json" if trial.local_path else None
+    progress = Path(trial.path) / "result.json" if trial.path else None
     if progress is None or not progress.is_file():
         return [trial.last_result] if trial.last_result else []
     rows = []
@@ -230,9 +230,9 @@ def _history(trial: Any) -> list[dict[str, Any]]:
 
 
 def _error(trial: Any) -> str | None:
-    if trial.status != "ERROR":
-        return None
-    return trial.get_error() or "trial raised an error"
+    from harness.callbacks import trial_error_text
+
+    return trial_error_text(trial) if trial.status == "ERROR" else None
 
 
 def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5) -> list[dict[str, Any]]:

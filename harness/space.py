@@ -51,6 +51,15 @@ def _check_range(low: float, high: float, log: bool) -> None:
         raise ValueError(f"a log-scale range needs low > 0 (given low={low})")
 
 
+def _check_quantized(low: float, high: float, q: float) -> None:
+    # Ray Tune rejects bounds that are not multiples of q; say so at validation time.
+    if q <= 0:
+        raise ValueError(f"q must be > 0 (given q={q})")
+    for name, bound in (("low", low), ("high", high)):
+        if not math.isclose(bound / q, round(bound / q)):
+            raise ValueError(f"{name} must be a multiple of q (given {name}={bound}, q={q})")
+
+
 class Uniform(Config):
     uniform: tuple[float, float]
 
@@ -107,8 +116,7 @@ class QUniform(Config):
     def _range(self) -> "QUniform":
         low, high, q = self.quniform
         _check_range(low, high, log=False)
-        if q <= 0:
-            raise ValueError(f"q must be > 0 (given q={q})")
+        _check_quantized(low, high, q)
         return self
 
     def to_tune(self, as_grid: bool = False) -> Any:
@@ -116,7 +124,7 @@ class QUniform(Config):
 
     def probe_values(self) -> list[Any]:
         low, high, q = self.quniform
-        return [math.ceil(low / q) * q, math.floor(high / q) * q]
+        return [low, high]
 
 
 class QLogUniform(Config):
@@ -128,8 +136,7 @@ class QLogUniform(Config):
     def _range(self) -> "QLogUniform":
         low, high, q = self.qloguniform
         _check_range(low, high, log=True)
-        if q <= 0:
-            raise ValueError(f"q must be > 0 (given q={q})")
+        _check_quantized(low, high, q)
         return self
 
     def to_tune(self, as_grid: bool = False) -> Any:
@@ -137,7 +144,7 @@ class QLogUniform(Config):
 
     def probe_values(self) -> list[Any]:
         low, high, q = self.qloguniform
-        return [max(q, round(low / q) * q), round(high / q) * q]
+        return [low, high]
 
 
 DISTRIBUTIONS: dict[str, type[Config]] = {
