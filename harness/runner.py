@@ -113,6 +113,9 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
             num_samples=1 if searcher.grid else spec.search.num_trials,
             max_concurrent_trials=spec.search.max_concurrent_trials,
             trial_dirname_creator=trial_dirname,
+            # A new worker per trial re-imports torch and Lightning (seconds each); reusing
+            # workers is safe because every trial reseeds and rebuilds everything it uses.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=name,
