@@ -1,6 +1,6 @@
 """Datasets, splits, preprocessing and the datamodule."""
 
-from lightning_modules.data.datamodule import ArrayDataModule, TensorBatches
+from lightning_modules.data.datamodule import ArrayDataModule, GroupedBatches, StepGroup, TensorBatches, minibatches
 from lightning_modules.data.datasets import DATASETS, ArrayDataset
 from lightning_modules.data.preprocessing import PREPROCESSORS
 from lightning_modules.data.splits import SPLITS, SplitConfig
@@ -11,6 +11,9 @@ __all__ = [
     "SPLITS",
     "ArrayDataModule",
     "ArrayDataset",
+    "GroupedBatches",
     "SplitConfig",
+    "StepGroup",
     "TensorBatches",
+    "minibatches",
 ]

@@ -1,7 +1,10 @@
-"""A LightningDataModule over in-memory arrays, with a fast tensor batch iterator."""
+"""A LightningDataModule over in-memory arrays, with fast tensor batch iterators."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 from collections.abc import Iterator
 
 import lightning as L
@@ -11,6 +14,8 @@ import torch
 from lightning_modules.data.datasets import DATASETS, ArrayDataset
 from lightning_modules.data.preprocessing import fit_transform_splits
 from lightning_modules.data.splits import SplitConfig, split_dataset
+
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class TensorBatches:
@@ -27,7 +32,7 @@ class TensorBatches:
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Batch]:
         n = len(self.x)
         if self.shuffle:
             order = torch.randperm(n)
@@ -38,11 +43,54 @@ class TensorBatches:
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]
 
 
+class StepGroup(list[Batch]):
+    """Several (x, y) mini-batches that Lightning handles as one batch.
+
+    Lightning's per-batch work (hooks, device transfer, progress tracking) costs about as much
+    as an optimizer step of a small model; `SupervisedModule` takes one step per mini-batch of
+    a group, so that work is paid once per group. A list, so Lightning moves its tensors.
+    """
+
+
+def minibatches(batch: Batch | StepGroup) -> list[Batch] | tuple[Batch]:
+    """The (x, y) mini-batches in a Lightning batch: those of a StepGroup, or the batch itself."""
+    return batch if isinstance(batch, StepGroup) else (batch,)
+
+
+class GroupedBatches:
+    """Yields the mini-batches of `batches` as StepGroups of `steps` (all of an epoch's if None)."""
+
+    def __init__(self, batches: TensorBatches, steps: int | None = None) -> None:
+        self.batches, self.steps = batches, steps
+
+    def __len__(self) -> int:
+        n = len(self.batches)
+        return math.ceil(n / self.steps) if self.steps else min(n, 1)
+
+    def __iter__(self) -> Iterator[StepGroup]:
+        # Lazy like TensorBatches: the shuffle is drawn on the first `next`, after epoch seeding.
+        batches = iter(self.batches)
+        size = self.steps or max(1, len(self.batches))
+        while group := StepGroup(itertools.islice(batches, size)):
+            yield group
+
+
+@functools.lru_cache(maxsize=8)
+def _load(dataset: str, seed: int) -> ArrayDataset:
+    # Datasets are deterministic in (name, seed), and reading one (digits: parsing a CSV) can
+    # take longer than a short trial's training; trials sharing a process share the arrays.
+    data = DATASETS.get(dataset)(seed)
+    data.x.flags.writeable = False
+    data.y.flags.writeable = False
+    return data
+
+
 class ArrayDataModule(L.LightningDataModule):
     """Loads a registered dataset, splits it, and fits preprocessing on train only.
 
     The test split is built but only `test_dataloader` serves it: training and validation
-    never see it.
+    never see it. `steps_per_batch` > 1 (or None: a whole epoch) serves StepGroups of that many
+    mini-batches instead of single (x, y) batches, for modules that step per mini-batch.
     """
 
     def __init__(
@@ -52,11 +100,15 @@ class ArrayDataModule(L.LightningDataModule):
         preprocessing: list[str],
         batch_size: int,
         seed: int = 0,
+        steps_per_batch: int | None = 1,
     ) -> None:
         super().__init__()
+        if steps_per_batch is not None and steps_per_batch < 1:
+            raise ValueError(f"steps_per_batch must be >= 1 or None (given {steps_per_batch})")
         self.dataset_name, self.split_cfg = dataset, split
         self.preprocessing, self.batch_size, self.seed = list(preprocessing), batch_size, seed
-        self.data: ArrayDataset = DATASETS.get(dataset)(seed)
+        self.steps_per_batch = steps_per_batch
+        self.data: ArrayDataset = _load(dataset, seed)
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
@@ -74,6 +126,11 @@ class ArrayDataModule(L.LightningDataModule):
     @property
     def num_train(self) -> int:
         return len(self.split_tensors("train")[0])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Training mini-batches (optimizer steps) per epoch, however they are grouped."""
+        return math.ceil(self.num_train / self.batch_size)
 
     def setup(self, stage: str | None = None) -> None:
         if self._tensors is not None:
@@ -94,15 +151,16 @@ class ArrayDataModule(L.LightningDataModule):
         assert self._tensors is not None
         return self._tensors[name]
 
-    def _batches(self, name: str, shuffle: bool) -> TensorBatches:
+    def _batches(self, name: str, shuffle: bool) -> TensorBatches | GroupedBatches:
         x, y = self.split_tensors(name)
-        return TensorBatches(x, y, self.batch_size, shuffle)
+        batches = TensorBatches(x, y, self.batch_size, shuffle)
+        return batches if self.steps_per_batch == 1 else GroupedBatches(batches, self.steps_per_batch)
 
-    def train_dataloader(self) -> TensorBatches:
+    def train_dataloader(self) -> TensorBatches | GroupedBatches:
         return self._batches("train", shuffle=True)
 
-    def val_dataloader(self) -> TensorBatches:
+    def val_dataloader(self) -> TensorBatches | GroupedBatches:
         return self._batches("val", shuffle=False)
 
-    def test_dataloader(self) -> TensorBatches:
+    def test_dataloader(self) -> TensorBatches | GroupedBatches:
         return self._batches("test", shuffle=False)
