@@ -37,6 +37,8 @@ def build(spec: StudySpec) -> tuple[ArrayDataModule, SupervisedModule]:
         preprocessing=spec.data.preprocessing,
         batch_size=spec.train.batch_size,
         seed=spec.seed,
+        # One Lightning batch per epoch and split; the module steps once per mini-batch in it.
+        steps_per_batch=None,
     )
     dm.setup()
     net = build_network(spec.model, dm.num_features, dm.num_outputs)
@@ -46,7 +48,9 @@ def build(spec: StudySpec) -> tuple[ArrayDataModule, SupervisedModule]:
         optimizer=spec.train.optimizer,
         schedule=spec.train.schedule,
         max_epochs=spec.train.max_epochs,
-        steps_per_epoch=len(dm.train_dataloader()),
+        steps_per_epoch=dm.steps_per_epoch,
+        # The epoch sink reads `epoch_metrics()` directly; nothing here monitors logged values.
+        log_metrics=False,
     )
     return dm, module
 
