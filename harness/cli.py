@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -14,6 +15,7 @@ from harness import __version__
 from harness.errors import SpecError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,22 +55,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = _load(args)
     from harness.runner import run_study
 
+    def announce(folder: Any) -> None:
+        print(f"study folder: {folder}\n(if the driver stops, continue with: harness resume {folder})", flush=True)
+
+    _stop_on_sigterm()
     outcome = run_study(
         spec,
         address=args.address,
         tracking_uri=args.tracking_uri,
         storage=args.storage,
         progress=not args.quiet,
+        announce=announce,
     )
     _print_outcome(outcome)
-    return EXIT_OK
+    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from harness.runner import resume_study
 
-    _print_outcome(resume_study(args.path, address=args.address))
-    return EXIT_OK
+    _stop_on_sigterm()
+    outcome = resume_study(args.path, address=args.address)
+    _print_outcome(outcome)
+    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (a scheduler or `kill`) like Ctrl-C: Ray Tune then saves the study's
+    state and stops cleanly, and the study can be resumed."""
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, forward)
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -97,7 +116,10 @@ def _print_outcome(outcome: Any) -> None:
     console.print(f"MLflow: experiment {study.experiment_id}, parent run {study.parent_run_id}")
     console.print(f"look:    harness ui --tracking-uri {study.tracking_uri}")
     if outcome.interrupted:
-        console.print(f"[yellow]interrupted; continue with: harness resume {outcome.experiment_path}[/yellow]")
+        # soft_wrap: the path must stay one copyable line however narrow the terminal.
+        console.print(
+            f"[yellow]interrupted; continue with: harness resume {outcome.experiment_path}[/yellow]", soft_wrap=True
+        )
     else:
         console.print(f"folder:  {outcome.experiment_path}")
 
@@ -138,7 +160,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
     command = [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
     print(f"MLflow UI on http://{args.host}:{args.port} over {uri}")
-    return subprocess.call(command)
+    # The UI only reads runs; MLflow's background job workers would be idle processes.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return subprocess.call(command, env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

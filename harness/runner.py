@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +137,10 @@ def run_study(
     tracking_uri: str | None = None,
     storage: str | Path | None = None,
     progress: bool = True,
+    announce: Callable[[Path], None] | None = None,
 ) -> StudyOutcome:
-    """Execute a validated study from scratch."""
+    """Execute a validated study from scratch; `announce(folder)` learns where its state is
+    saved (what `harness resume` takes) as soon as that folder exists."""
     tracking_uri = tracking_uri or default_tracking_uri()
     storage = Path(storage or default_storage()).resolve()
     init_ray(address)  # before any MLflow run: a bad address must leave nothing behind
@@ -149,8 +153,12 @@ def run_study(
     path.mkdir(parents=True, exist_ok=True)
     (path / STATE_FILE).write_text(json.dumps({"spec": spec.to_dict(), "study": asdict(study)}, indent=2))
     client_for(tracking_uri).set_tag(study.parent_run_id, "ray_experiment_path", str(path))
-    tuner = build_tuner(spec, study, storage, name, progress)
-    return finalize(spec, study, path, tuner.fit())
+    if announce is not None:
+        announce(path)
+    with _closed_on_interrupt(study):
+        tuner = build_tuner(spec, study, storage, name, progress)
+        results = tuner.fit()
+    return finalize(spec, study, path, results)
 
 
 def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcome:
@@ -169,8 +177,23 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
     if not tune.Tuner.can_restore(str(path)):
         raise SpecError(f"{path}: Ray Tune saved no state here yet; run the study again instead")
     reopen_study_run(study)
-    tuner = tune.Tuner.restore(str(path), trainable=make_trainable(spec), resume_unfinished=True, resume_errored=False)
-    return finalize(spec, study, path, tuner.fit())
+    with _closed_on_interrupt(study):
+        tuner = tune.Tuner.restore(
+            str(path), trainable=make_trainable(spec), resume_unfinished=True, resume_errored=False
+        )
+        results = tuner.fit()
+    return finalize(spec, study, path, results)
+
+
+@contextmanager
+def _closed_on_interrupt(study: StudyRun) -> Iterator[None]:
+    """Ray Tune turns a first Ctrl-C during `fit` into a clean stop; one that lands before or
+    after (while the Tuner is built, or a second Ctrl-C) must not leave the parent RUNNING."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        finish_study_run(study, KILLED)
+        raise
 
 
 def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
@@ -180,11 +203,11 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
     _, scheduler_name = resolve_strategy(spec)
     runs = ChildRuns(study, spec.to_dict(), scheduler_name)
     trials = results._experiment_analysis.trials
-    unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-    interrupted = bool(unfinished) or len(trials) < expected_trials(spec)
+    ended = _ended_trials(path, trials)
+    interrupted = len(ended) < len(trials) or len(trials) < expected_trials(spec)
     for trial in trials:
         runs.ensure_history(trial.trial_id, trial.config, _history(trial))
-        if trial.status in ("TERMINATED", "ERROR"):
+        if trial.trial_id in ended:
             runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=_error(trial))
         else:
             runs.suspend(trial.trial_id, "driver interrupted; `harness resume` continues this trial")
@@ -198,7 +221,7 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
         "failed": sum(s == "FAILED" for s in statuses.values()),
     }
     outcome = StudyOutcome(path, study, spec.search.metric, spec.search.mode, counts, interrupted=interrupted)
-    outcome.top = _top_trials(spec, trials, runs)
+    outcome.top = _top_trials(spec, [t for t in trials if t.trial_id in ended], runs)
     client = client_for(study.tracking_uri)
     client.set_tag(study.parent_run_id, "trials_failed", str(counts["failed"]))
     if interrupted:
@@ -216,6 +239,23 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
     client.log_text(study.parent_run_id, json.dumps(report, indent=2, default=str), "report.json")
     finish_study_run(study)
     return outcome
+
+
+def _ended_trials(path: Path, trials: list[Any]) -> set[str]:
+    """Ids of the trials that finished or failed.
+
+    After a Ctrl-C, Ray Tune saves the study's state and then stops the running trials, which
+    marks them TERMINATED in memory; the saved state still says which ones had really ended.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        saved = {t.trial_id: t.status for t in ExperimentAnalysis(str(path)).trials}
+    except Exception:  # no readable saved state: trust what Ray holds in memory
+        saved = {}
+    return {
+        t.trial_id for t in trials if saved.get(t.trial_id, t.status) in ("TERMINATED", "ERROR")
+    }
 
 
 def _history(trial: Any) -> list[dict[str, Any]]:

@@ -25,6 +25,9 @@ from harness.spec import StudySpec
 
 RUNNING, FINISHED, KILLED, FAILED = "RUNNING", "FINISHED", "KILLED", "FAILED"
 TRIAL_SPEC_ARTIFACT = "trial_spec.yaml"
+# Tag holding the reason a trial stopped itself early (its report's `stop_reason`).
+EARLY_STOP_TAG = "early_stopping"
+ORPHAN_REASON = "driver stopped before the study state recorded this trial; it was not resumed"
 
 
 def client_for(tracking_uri: str) -> MlflowClient:
@@ -185,10 +188,18 @@ class ChildRuns:
         self.load_existing()
         if trial_id in self._runs:
             run_id = self._runs[trial_id]
-            if reopen and self.client.get_run(run_id).info.status != RUNNING:
-                self.client.update_run(run_id, status=RUNNING)
-                self.client.set_tag(run_id, "status", RUNNING)
-            return run_id
+            if not reopen:
+                return run_id
+            run = self.client.get_run(run_id)
+            if run.data.params == {k: _param(k, v).value for k, v in config.items()}:
+                if run.info.status != RUNNING:
+                    self.client.update_run(run_id, status=RUNNING)
+                    self.client.set_tag(run_id, "status", RUNNING)
+                return run_id
+            # A killed driver started this trial after Ray last saved the study's state; the
+            # resumed search drew the same id for a different configuration. Keep the old run
+            # as a closed record and give the new trial its own.
+            self._retire(trial_id, run_id)
         run = self.client.create_run(
             self.study.experiment_id,
             tags={
@@ -265,6 +276,28 @@ class ChildRuns:
         self.client.set_terminated(run_id, status=status)
         return status
 
+    def log_weight_histogram(self, trial_id: str, config: dict[str, Any], histogram: dict[str, list[float]]) -> None:
+        """The trial's final weight histogram as JSON (edges, counts) and as a PNG."""
+        from harness.plots import histogram_png  # matplotlib only when a histogram is logged
+
+        run_id = self.ensure(trial_id, config)
+        self.client.log_text(run_id, json.dumps(histogram), "weights_histogram.json")
+        if histogram.get("counts"):
+            with tempfile.TemporaryDirectory() as tmp:
+                png = histogram_png(
+                    Path(tmp) / "weights_histogram.png", histogram["edges"], histogram["counts"],
+                    f"trial {trial_id}: weights at the end",
+                )
+                self.client.log_artifact(run_id, str(png))
+
+    def _retire(self, trial_id: str, run_id: str) -> None:
+        self.client.set_tag(run_id, "trial_id", f"{trial_id}-unrecorded")
+        self.client.set_tag(run_id, "status", KILLED)
+        self.client.set_tag(run_id, "stop_reason", ORPHAN_REASON)
+        if self.client.get_run(run_id).info.status == RUNNING:
+            self.client.set_terminated(run_id, status=KILLED)
+        del self._runs[trial_id]
+
     def close_orphans(self, known: set[str]) -> int:
         """Close runs still RUNNING whose trial Ray no longer has; returns how many."""
         closed = 0
@@ -272,7 +305,7 @@ class ChildRuns:
             if trial_id in known:
                 continue
             if self.client.get_run(run_id).info.status == RUNNING:
-                self.client.set_tag(run_id, "stop_reason", "driver stopped; trial not resumed")
+                self.client.set_tag(run_id, "stop_reason", ORPHAN_REASON)
                 self.client.set_tag(run_id, "status", KILLED)
                 self.client.set_terminated(run_id, status=KILLED)
                 closed += 1

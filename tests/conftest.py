@@ -52,6 +52,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
             "--default-artifact-root", (root / "artifacts").as_uri(),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         stdout=open(root / "server.log", "w"),
         stderr=subprocess.STDOUT,
     )

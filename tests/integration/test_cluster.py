@@ -1,0 +1,112 @@
+"""A study on an existing Ray cluster: a head and a worker node started with `ray start` on
+loopback (separate processes, separate node ids); `harness run --address` uses both."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import free_port, run_cli, write_study
+
+pytestmark = pytest.mark.timeout(600)
+
+RAY = str(Path(sys.executable).parent / "ray")
+NODE_FLAGS = ["--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", str(100 * 1024**2), "--block"]
+
+
+def start_node(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # `--block` keeps each node in the foreground of its own session, so the test can stop
+    # exactly its nodes (`ray stop` would stop every Ray on the machine).
+    return subprocess.Popen(
+        [RAY, "start", *args, *NODE_FLAGS], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def alive_nodes(address: str, env: dict[str, str]) -> int:
+    probe = (
+        "import ray; ray.init(address=%r, logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))" % address
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+@pytest.fixture
+def two_node_cluster() -> Iterator[tuple[str, dict[str, str]]]:
+    # A short temp dir: Ray's unix socket paths must stay under ~107 characters.
+    temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    # Ray clusters started with `ray start` require a token; every node and driver shares it.
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    head = start_node(
+        ["--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--temp-dir", temp_dir,
+         "--include-dashboard", "false"],
+        env,
+    )
+    procs = [head]
+    try:
+        deadline = time.monotonic() + 120
+        while alive_nodes(address, env) < 1:
+            assert head.poll() is None and time.monotonic() < deadline, "ray head did not start"
+            time.sleep(1)
+        procs.append(start_node(["--address", address, "--node-ip-address", "127.0.0.1"], env))
+        while alive_nodes(address, env) < 2:
+            assert procs[1].poll() is None and time.monotonic() < deadline, "ray worker did not join"
+            time.sleep(1)
+        yield address, env
+    finally:
+        for proc in reversed(procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server: str, tmp_path: Path) -> None:
+    address, env = two_node_cluster
+    study = write_study(
+        tmp_path,
+        {
+            "name": "cluster-study",
+            "search": {
+                "strategy": "random",
+                "num_trials": 4,
+                "space": {"train.optimizer.lr": {"loguniform": [0.001, 0.05]}},
+            },
+            # Each node has one CPU and each trial takes one: two trials run at once, one per node.
+            "train": {"max_epochs": 3, "batch_size": 16, "optimizer": {"name": "adamw", "lr": 0.01}},
+        },
+    )
+    result = run_cli(
+        "run", str(study), "--address", address, "--tracking-uri", mlflow_server,
+        "--storage", str(tmp_path / "ray"), "--quiet",
+        env={**env, "HARNESS_HOME": str(tmp_path / "home")},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("cluster-study")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'trial'")
+    assert len(runs) == 4
+    assert all(r.info.status == "FINISHED" for r in runs)
+    nodes = {r.data.tags["node_id"] for r in runs}
+    assert len(nodes) == 2, nodes

@@ -1,0 +1,153 @@
+"""A study whose driver dies (SIGKILL) or is stopped (SIGINT) mid-way is resumed to completion:
+no trial lost or duplicated in Ray or MLflow, no run left RUNNING."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import HARNESS, ROOT, run_cli, write_study
+
+pytestmark = pytest.mark.timeout(900)
+
+NUM_TRIALS, EPOCHS = 5, 4
+SLOW_STUDY = {
+    "search": {
+        "strategy": "random",
+        "num_trials": NUM_TRIALS,
+        "max_concurrent_trials": 2,
+        "space": {"train.optimizer.lr": {"loguniform": [0.001, 0.05]}, "model.hidden": {"choice": [[32], [64]]}},
+    },
+    # Small batches make each epoch take a noticeable time, so the driver dies mid-trial.
+    "train": {"max_epochs": EPOCHS, "batch_size": 4, "optimizer": {"name": "adamw", "lr": 0.01}},
+}
+
+
+def child_runs(client: MlflowClient, name: str) -> tuple[list, list]:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return [], []
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("harness.kind") == "study"]
+    return parents, [r for r in runs if r.data.tags.get("harness.kind") == "trial"]
+
+
+def start_driver(study: Path, uri: str, storage: Path, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_HOME": str(home)}
+    cmd = [*HARNESS, "run", str(study), "--tracking-uri", uri, "--storage", str(storage), "--quiet"]
+    # Its own session, so that the test can clean up whatever the killed driver leaves.
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_until_mid_study(client: MlflowClient, name: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Until at least one trial finished and another is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"driver ended early:\n{proc.stdout.read() if proc.stdout else ''}"
+        _, trials = child_runs(client, name)
+        statuses = [r.info.status for r in trials]
+        if statuses.count("FINISHED") >= 1 and "RUNNING" in statuses:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the study never got mid-way")
+
+
+def kill_session(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def experiment_folder(storage: Path) -> Path:
+    (folder,) = [p for p in storage.iterdir() if p.is_dir()]
+    return folder
+
+
+def assert_complete(client: MlflowClient, name: str, storage: Path) -> None:
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(experiment_folder(storage)))
+    ray_trials = {t.trial_id: t for t in analysis.trials}
+    assert len(ray_trials) == NUM_TRIALS
+    assert all(t.status == "TERMINATED" for t in ray_trials.values())
+
+    (parent,), trials = child_runs(client, name)
+    assert parent.info.status == "FINISHED"
+    assert not [r for r in trials if r.info.status == "RUNNING"]
+    by_trial: dict[str, list] = {}
+    for run in trials:
+        by_trial.setdefault(run.data.tags["trial_id"], []).append(run)
+    # One run per Ray trial; a run for a trial Ray never recorded is closed and marked as such.
+    for trial_id in ray_trials:
+        (run,) = by_trial.pop(trial_id)
+        assert run.info.status == "FINISHED", run.data.tags
+        history = client.get_metric_history(run.info.run_id, "val/loss")
+        assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
+    for leftover in by_trial.values():
+        for run in leftover:
+            assert run.info.status == "KILLED" and "not resumed" in run.data.tags["stop_reason"]
+    assert parent.data.metrics.get("test/acc") is not None
+
+
+def test_resume_after_sigkill(mlflow_server: str, tmp_path: Path) -> None:
+    name = "resume-kill"
+    study = write_study(tmp_path, {**SLOW_STUDY, "name": name})
+    storage, home = tmp_path / "ray", tmp_path / "home"
+    client = MlflowClient(mlflow_server)
+    proc = start_driver(study, mlflow_server, storage, home)
+    try:
+        wait_until_mid_study(client, name, proc)
+        proc.send_signal(signal.SIGKILL)  # the driver alone, as `kill -9 PID` would
+        proc.wait(timeout=30)
+        time.sleep(3)  # let Ray's reaper stop the orphaned local cluster
+    finally:
+        kill_session(proc)
+
+    (parent,), trials = child_runs(client, name)
+    assert parent.info.status == "RUNNING"  # nothing closed it: the driver was killed
+    finished_before = {r.data.tags["trial_id"] for r in trials if r.info.status == "FINISHED"}
+    assert finished_before
+
+    result = run_cli("resume", str(experiment_folder(storage)), env={"HARNESS_HOME": str(home)}, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_complete(client, name, storage)
+    # Trials that had finished were not re-run: their histories were not logged twice.
+    _, trials = child_runs(client, name)
+    for run in trials:
+        if run.data.tags["trial_id"] in finished_before:
+            epochs = client.get_metric_history(run.info.run_id, "epoch")
+            assert len(epochs) == EPOCHS
+
+
+def test_sigint_stops_cleanly_then_resumes(mlflow_server: str, tmp_path: Path) -> None:
+    name = "resume-sigint"
+    study = write_study(tmp_path, {**SLOW_STUDY, "name": name})
+    storage, home = tmp_path / "ray", tmp_path / "home"
+    client = MlflowClient(mlflow_server)
+    proc = start_driver(study, mlflow_server, storage, home)
+    try:
+        wait_until_mid_study(client, name, proc)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        kill_session(proc)
+    assert proc.returncode == 130, out[-3000:]
+    assert f"harness resume {experiment_folder(storage)}" in out
+
+    (parent,), trials = child_runs(client, name)
+    assert parent.info.status == "KILLED"
+    assert not [r for r in trials if r.info.status == "RUNNING"]
+    suspended = [r for r in trials if r.data.tags.get("stop_reason", "").startswith("driver interrupted")]
+    assert suspended, [r.data.tags for r in trials]
+
+    result = run_cli("resume", str(experiment_folder(storage)), env={"HARNESS_HOME": str(home)}, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_complete(client, name, storage)
