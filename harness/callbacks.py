@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -31,6 +33,21 @@ def trial_error_text(trial: Trial) -> str:
     return trial.get_error() or "trial raised an error"
 
 
+def final_weight_histogram(trial: Trial) -> dict[str, list[float]] | None:
+    """The weight histogram saved beside the trial's latest checkpoint, if any."""
+    from harness.trial import HISTOGRAM_FILE
+
+    checkpoint = trial.checkpoint
+    if checkpoint is None:
+        return None
+    try:
+        with checkpoint.as_directory() as folder:
+            path = Path(folder) / HISTOGRAM_FILE
+            return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # evidence only: a missing or unreadable file must not fail the study
+
+
 class MlflowTrialCallback(Callback):
     """Mirrors every trial into an MLflow child run as Ray Tune reports it."""
 
@@ -47,10 +64,17 @@ class MlflowTrialCallback(Callback):
         self.runs.log_epoch(trial.trial_id, trial.config, result)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._log_histogram(trial)
         self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=None)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._log_histogram(trial)
         self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=trial_error_text(trial))
+
+    def _log_histogram(self, trial: Trial) -> None:
+        histogram = final_weight_histogram(trial)
+        if histogram is not None:
+            self.runs.log_weight_histogram(trial.trial_id, trial.config, histogram)
 
 
 class ProgressCallback(Callback):

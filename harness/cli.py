@@ -142,6 +142,27 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_MISMATCH
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    from harness.lr_find import LRFindSettings, run_lr_find
+
+    settings = LRFindSettings(min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps)
+    outcome = run_lr_find(spec, settings, tracking_uri=args.tracking_uri, out=args.out)
+    result = outcome.result
+    end = "the loss diverged" if result.diverged else f"reached {settings.max_lr:g}"
+    print(
+        f"LR range test on '{spec.name}' ({spec.train.optimizer.name}, batch {outcome.batch_size}): "
+        f"{len(result.lrs)} steps from {settings.min_lr:g} until {end} at {result.lrs[-1]:.3g}"
+    )
+    print(f"smoothed loss is lowest at lr {result.min_loss_lr:.3g}")
+    print(f"suggested lr: {result.suggestion:.3g}  (a tenth of that)")
+    if outcome.lr_factor != 1.0:
+        print(f"  = train.optimizer.lr {result.suggestion / outcome.lr_factor:.3g} before lr_scaling")
+    print(f"curve:   {outcome.folder}/lr_find.csv, {outcome.folder}/lr_find.png")
+    print(f"MLflow:  run {outcome.run_id} in experiment '{spec.name}' ({outcome.tracking_uri})")
+    return EXIT_OK
+
+
 def cmd_studies(args: argparse.Namespace) -> int:
     from harness.studies import shipped_studies
 
@@ -208,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     tracking_arg(p)
     p.add_argument("--tolerance", type=float, default=1e-6, help="largest allowed difference (default 1e-6)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("lr-find", help="LR range test on a study's model and data; suggests a learning rate")
+    study_args(p)
+    tracking_arg(p)
+    p.add_argument("--out", help="folder for lr_find.csv and lr_find.png (default: harness-runs/lr_find/STUDY-TIME)")
+    p.add_argument("--min-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
+    p.add_argument("--max-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps in the sweep (default 300)")
+    p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("studies", help="list the shipped studies")
     p.set_defaults(func=cmd_studies)

@@ -72,9 +72,12 @@ def init_ray(address: str | None) -> None:
 def make_trainable(spec: StudySpec) -> Any:
     from ray import tune
 
+    from harness.objective_trial import objective_trainable
     from harness.trial import ray_trainable
 
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
+    if spec.objective is not None:  # evaluates its benchmark function instead of training
+        return tune.with_resources(objective_trainable(spec), resources)
     return tune.with_resources(tune.with_parameters(ray_trainable, base_spec=spec.to_dict()), resources)
 
 
@@ -123,7 +126,7 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
             name=name,
             storage_path=str(storage),
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=SCHEDULERS.get(scheduler_name).checkpoints_to_keep),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),
@@ -229,8 +232,15 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
         return outcome
     if outcome.top:
         best = outcome.top[0]
-        outcome.test_metrics = _evaluate_best(spec, results, best["trial_id"])
-        for key, value in outcome.test_metrics.items():
+        if spec.objective is None:
+            outcome.test_metrics = _evaluate_best(spec, results, best["trial_id"])
+            parent_metrics = outcome.test_metrics
+        else:
+            # An objective has no test split: the parent records the chosen trial's exact regret.
+            from harness.objective_trial import best_objective_metrics
+
+            parent_metrics = best_objective_metrics(spec, results, best["trial_id"])
+        for key, value in parent_metrics.items():
             client.log_metric(study.parent_run_id, key, value)
         client.log_metric(study.parent_run_id, f"best/{spec.search.metric}", best[spec.search.metric])
         client.set_tag(study.parent_run_id, "best_trial_id", best["trial_id"])

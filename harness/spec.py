@@ -12,14 +12,16 @@ import yaml
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from harness.errors import SpecError
+from harness.objectives import OBJECTIVE_METRIC, OBJECTIVES, objective_problems
 from harness.space import DISCRETE, Distribution
-from harness.strategies import SCHEDULERS, SEARCHERS, STRATEGIES, resolve_strategy
+from harness.strategies import SCHEDULERS, SEARCHERS, STRATEGIES, resolve_strategy, strategy_problems
 from lightning_modules.config import Config
 from lightning_modules.data import DATASETS, PREPROCESSORS, SplitConfig
-from lightning_modules.models import MODELS
+from lightning_modules.models import MODELS, models_for
 from lightning_modules.optim import OptimizerConfig, ScheduleConfig
+from lightning_modules.regularizers import EarlyStoppingConfig, GradientClipConfig, RegularizationConfig
 
-METRICS = ("val/loss", "val/acc", "train/loss", "train/acc")
+METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC)
 # A trial's resources and the search's own settings are fixed for a whole study.
 UNSEARCHABLE = ("name", "description", "search", "resources")
 
@@ -27,17 +29,36 @@ ModelSpec = Annotated[
     Union[tuple(MODELS.get(name).config for name in MODELS.names())],  # type: ignore[valid-type]
     Field(discriminator="kind"),
 ]
+ObjectiveSpec = Annotated[
+    Union[tuple(OBJECTIVES.get(name).config for name in OBJECTIVES.names())],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+DatasetSpec = Annotated[
+    Union[tuple(DATASETS.get(name).config for name in DATASETS.names())],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+# Sections that are a union tagged by one key, each choosing a registry entry's config.
+TAGGED_SECTIONS = {"model": (MODELS, "kind"), "objective": (OBJECTIVES, "name"), "dataset": (DATASETS, "name")}
+
+
+class FieldPathError(ValueError):
+    """A check across sections that blames one field: `format_errors` reports it at `path`."""
+
+    def __init__(self, path: str, given: Any, message: str) -> None:
+        self.path, self.given = path, given
+        super().__init__(message)
 
 
 class DataSpec(Config):
-    dataset: str = "digits"
+    # A registry entry's config, tagged by `name`; a bare name (`dataset: digits`) means its defaults.
+    dataset: SerializeAsAny[DatasetSpec] = Field(default_factory=lambda: DATASETS.get("digits").config())
     split: SplitConfig = SplitConfig()
     preprocessing: list[str] = Field(default_factory=lambda: ["standardize"])
 
-    @field_validator("dataset")
+    @field_validator("dataset", mode="before")
     @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        return DATASETS.check(name)
+    def _name_means_defaults(cls, value: Any) -> Any:
+        return {"name": DATASETS.check(value)} if isinstance(value, str) else value
 
     @field_validator("preprocessing")
     @classmethod
@@ -47,17 +68,54 @@ class DataSpec(Config):
 
 class TrainSpec(Config):
     max_epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
+    # `full`: the whole train split per step (batch gradient descent); 1: pure SGD.
+    batch_size: int | Literal["full"] = 64
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    regularization: RegularizationConfig = RegularizationConfig()  # type: ignore[valid-type]
+    gradient_clip: GradientClipConfig = GradientClipConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        # One clear message instead of one per member of the int | "full" union.
+        if value == "full":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("Input should be an integer >= 1 or 'full' (the whole train split)")
+        if value < 1:
+            raise ValueError("Input should be greater than or equal to 1")
+        return value
 
     @model_validator(mode="after")
-    def _warmup_fits(self) -> "TrainSpec":
-        if self.schedule.warmup_epochs >= self.max_epochs:
-            raise ValueError(
-                f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < max_epochs ({self.max_epochs})"
-            )
+    def _schedule_fits(self) -> "TrainSpec":
+        self.schedule.check_fits(self.max_epochs)
         return self
+
+
+def train_problems(spec: "StudySpec") -> list[str]:
+    """What only the data can tell: a batch size larger than the train split (also among the
+    searched values), label smoothing on a regression task. Loads the dataset once."""
+    if spec.objective is not None:
+        return []
+    sizes = [("train.batch_size", spec.train.batch_size)]
+    dist = spec.search.space.get("train.batch_size")
+    if dist is not None:
+        sizes += [("search.space.train.batch_size", value) for value in dist.probe_values()]
+    from harness.trial import datamodule  # imports this module: import it only when called
+
+    dm = datamodule(spec)
+    dataset = getattr(spec.data.dataset, "name", spec.data.dataset)
+    problems = [
+        f"{where}: {size} is larger than the train split of {dataset} ({dm.num_train} samples); "
+        f"use at most {dm.num_train}, or `full` for the whole split"
+        for where, size in sizes
+        if isinstance(size, int) and size > dm.num_train
+    ]
+    if spec.train.regularization.label_smoothing > 0 and dm.task != "classification":
+        problems.append(f"train.regularization.label_smoothing: applies to classification; {dataset} is {dm.task}")
+    return problems
 
 
 class SearchSpec(Config):
@@ -69,8 +127,9 @@ class SearchSpec(Config):
     mode: Literal["min", "max"] = "min"
     space: dict[str, Distribution] = Field(default_factory=dict)
     max_concurrent_trials: int | None = Field(None, ge=1)
-    grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
-    reduction_factor: float = Field(3.0, gt=1.0, description="ASHA / Hyperband halving rate")
+    grace_period: int = Field(1, ge=1, description="epochs before ASHA or median stopping may stop a trial")
+    reduction_factor: float = Field(3.0, gt=1.0, description="ASHA / Hyperband / BOHB halving rate")
+    perturbation_interval: int = Field(2, ge=1, description="epochs between PBT's exploit/explore steps")
 
     @field_validator("strategy")
     @classmethod
@@ -105,14 +164,35 @@ class StudySpec(Config):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     seed: int = 0
+    objective: ObjectiveSpec | None = Field(
+        None, description="a benchmark function evaluated instead of training (data, model and train unused)"
+    )
     data: DataSpec = DataSpec()
     model: SerializeAsAny[ModelSpec] = Field(default_factory=lambda: MODELS.get("mlp").config())
     train: TrainSpec = TrainSpec()
     search: SearchSpec = SearchSpec()
     resources: ResourcesSpec = ResourcesSpec()
 
+    @model_validator(mode="after")
+    def _model_reads_the_data(self) -> "StudySpec":
+        if self.objective is not None:
+            return self
+        data_kind = DATASETS.get(self.data.dataset.name).kind
+        if data_kind not in MODELS.get(self.model.kind).accepts:
+            raise FieldPathError(
+                "model.kind",
+                self.model.kind,
+                f"a {self.model.kind!r} model cannot read {data_kind} data (data.dataset is "
+                f"{self.data.dataset.name!r}); models for {data_kind} data: {', '.join(models_for(data_kind))}",
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        raw = self.model_dump(mode="json")
+        if raw.get("objective") is None:
+            # Absent rather than null: a training study's dump and hash stay as they were.
+            raw.pop("objective", None)
+        return raw
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -147,6 +227,17 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
             raise SpecError(f"{'.'.join(parts[: i + 1])}: is a {type(child).__name__}, not a mapping; cannot set {path}")
         node = child
     node[parts[-1]] = value
+    if len(parts) > 1 and parts[-2] in TAGGED_SECTIONS and parts[-1] == TAGGED_SECTIONS[parts[-2]][1]:
+        _keep_fields_of(node, TAGGED_SECTIONS[parts[-2]][0], value)
+
+
+def _keep_fields_of(node: dict[str, Any], registry: Any, name: Any) -> None:
+    """After a tag changes (`model.kind: lstm` -> `transformer`), drop the keys the new entry's
+    config lacks, so that searching `model.kind` keeps the shared settings and defaults the rest."""
+    if isinstance(name, str) and name in registry:
+        fields = registry.get(name).config.model_fields
+        for key in [key for key in node if key not in fields]:
+            del node[key]
 
 
 def _config_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -157,9 +248,10 @@ def _config_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         part = parts.pop(0)
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
             return None
-        if cls is StudySpec and part == "model":
-            if parts and parts[0] in MODELS:
-                cls = MODELS.get(parts.pop(0)).config
+        if part in TAGGED_SECTIONS:
+            registry, _ = TAGGED_SECTIONS[part]
+            if parts and parts[0] in registry:
+                cls = registry.get(parts.pop(0)).config
                 continue
             return None
         annotation = cls.model_fields[part].annotation
@@ -171,7 +263,7 @@ def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Drop the union tags pydantic puts in locations (`model.mlp.hidden` -> `model.hidden`)."""
     out = []
     for i, part in enumerate(loc):
-        if i > 0 and loc[i - 1] == "model" and part in MODELS:
+        if i > 0 and loc[i - 1] in TAGGED_SECTIONS and part in TAGGED_SECTIONS[loc[i - 1]][0]:
             continue
         if isinstance(part, str) and part.startswith("function-"):
             continue
@@ -185,13 +277,18 @@ def format_errors(exc: ValidationError, prefix: str = "") -> str:
         loc = _strip_tags(err["loc"])
         path = prefix + ".".join(str(p) for p in loc) if loc else (prefix.rstrip(".") or "spec")
         given = err.get("input")
-        if err["type"] == "extra_forbidden":
+        blamed = err.get("ctx", {}).get("error")
+        if isinstance(blamed, FieldPathError):
+            lines.append(f"{prefix}{blamed.path}: {blamed} (given {_short(blamed.given)})")
+        elif err["type"] == "extra_forbidden":
             cls = _config_at(err["loc"][:-1])
             allowed = ", ".join(sorted(cls.model_fields)) if cls else "see the docs"
             lines.append(f"{path}: unknown key (given {given!r}); allowed keys: {allowed}")
-        elif err["type"] == "union_tag_invalid":
-            ctx = err.get("ctx", {})
-            lines.append(f"{path}.kind: unknown model {ctx.get('tag')!r}; known: {', '.join(MODELS.names())}")
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found") and loc and loc[-1] in TAGGED_SECTIONS:
+            registry, tag = TAGGED_SECTIONS[loc[-1]]
+            given_tag = err.get("ctx", {}).get("tag")
+            problem = f"unknown {registry.kind} {given_tag!r}" if err["type"] == "union_tag_invalid" else "missing"
+            lines.append(f"{path}.{tag}: {problem}; known: {', '.join(registry.names())}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{path}: {msg} (given {_short(given)})")
@@ -221,7 +318,7 @@ def check_search_space(spec: StudySpec) -> None:
     for path, dist in spec.search.space.items():
         where = f"search.space.{path}"
         if path.split(".")[0] in UNSEARCHABLE:
-            problems.append(f"{where}: cannot be searched; searchable sections: data, model, train, seed")
+            problems.append(f"{where}: cannot be searched; searchable sections: data, model, train, seed, objective")
             continue
         if not _lookup(raw, path):
             problems.append(f"{where}: names no field of the study; {_siblings(raw, path)}")
@@ -239,6 +336,9 @@ def check_search_space(spec: StudySpec) -> None:
             except ValidationError as exc:
                 problems.append(f"{where}: value {value!r} is not allowed: {format_errors(exc)}")
                 break
+    problems.extend(objective_problems(spec))
+    problems.extend(train_problems(spec))
+    problems.extend(strategy_problems(spec))
     if problems:
         raise SpecError("\n".join(problems))
 

@@ -8,9 +8,11 @@ cluster nodes that cannot reach the tracking server.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import platform
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,19 +77,23 @@ class StudyRun:
     parent_run_id: str
 
 
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment `name`, created (artifacts under `artifact_root/name`) or restored."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (artifact_root / name).as_uri() if artifact_root else None
+        return client.create_experiment(name, artifact_location=location)
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
 def start_study_run(
     spec: StudySpec, tracking_uri: str, strategy: str, artifact_root: Path | None
 ) -> StudyRun:
     """Create (or reuse) the study's experiment and open a parent run for this execution."""
     client = client_for(tracking_uri)
-    experiment = client.get_experiment_by_name(spec.name)
-    if experiment is None:
-        location = (artifact_root / spec.name).as_uri() if artifact_root else None
-        experiment_id = client.create_experiment(spec.name, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment_id)
+    experiment_id = ensure_experiment(client, spec.name, artifact_root)
     run = client.create_run(
         experiment_id,
         run_name=f"{strategy}-seed{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -110,10 +116,15 @@ def start_study_run(
     return StudyRun(tracking_uri, experiment_id, run_id)
 
 
-def trial_outcome(epochs: int, max_epochs: int, error: str | None, scheduler: str) -> tuple[str, str]:
-    """(MLflow status, stop reason) of a trial that is no longer running."""
+def trial_outcome(
+    epochs: int, max_epochs: int, error: str | None, scheduler: str, early_stop: str | None = None
+) -> tuple[str, str]:
+    """(MLflow status, stop reason) of a trial that is no longer running; a trial that stopped
+    itself (early stopping) ended as configured: FINISHED, with its reason."""
     if error:
         return FAILED, error
+    if early_stop:
+        return FINISHED, early_stop
     if epochs >= max_epochs:
         return FINISHED, f"completed {epochs}/{max_epochs} epochs"
     if epochs == 0:
@@ -233,6 +244,8 @@ class ChildRuns:
         metrics.append(Metric("epoch", float(step), now, step))
         # Where the trial ran (Ray node, torch device): tagged once, from its first epoch.
         tags = [RunTag(key, str(result[key])) for key in ("node_id", "device") if key in result and step == 1]
+        if result.get("stop_reason"):
+            tags.append(RunTag(EARLY_STOP_TAG, str(result["stop_reason"])[:5000]))
         self.client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
         self._last_step[run_id] = step
 
@@ -264,11 +277,14 @@ class ChildRuns:
         """Record a trial's end: FINISHED, KILLED (stopped early) or FAILED, with the reason.
         A run that is already closed keeps what it has."""
         run_id = self.ensure(trial_id, config)
-        current = self.client.get_run(run_id).info.status
+        run = self.client.get_run(run_id)
+        current = run.info.status
         if current != RUNNING:
             return current
         max_epochs = int(config.get("train.max_epochs", self.base_spec["train"]["max_epochs"]))
-        status, reason = trial_outcome(epochs, max_epochs, error_reason(error) if error else None, self.scheduler)
+        error_text = error_reason(error) if error else None
+        early_stop = run.data.tags.get(EARLY_STOP_TAG)
+        status, reason = trial_outcome(epochs, max_epochs, error_text, self.scheduler, early_stop)
         self.client.set_tag(run_id, "status", status)
         self.client.set_tag(run_id, "stop_reason", reason)
         if error:

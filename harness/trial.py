@@ -4,6 +4,7 @@ call `fit_trial` directly, without Ray."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -17,8 +18,11 @@ import torch
 from harness.spec import StudySpec
 from lightning_modules.data import ArrayDataModule
 from lightning_modules.models import SupervisedModule, build_network
+from lightning_modules.regularizers import EarlyStopping
 
 CHECKPOINT_FILE = "trial.ckpt"
+# Saved beside each checkpoint; the driver logs the last one as the trial's artifact.
+HISTOGRAM_FILE = "weights_histogram.json"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -29,28 +33,39 @@ class EpochSink(Protocol):
     def __call__(self, metrics: dict[str, Any], trainer: L.Trainer) -> None: ...
 
 
-def build(spec: StudySpec) -> tuple[ArrayDataModule, SupervisedModule]:
-    """The datamodule and LightningModule a resolved spec describes."""
+def datamodule(spec: StudySpec) -> ArrayDataModule:
+    """The spec's datamodule, set up, with `batch_size: full` resolved to the train split's size."""
+    full_batch = spec.train.batch_size == "full"
     dm = ArrayDataModule(
         dataset=spec.data.dataset,
         split=spec.data.split,
         preprocessing=spec.data.preprocessing,
-        batch_size=spec.train.batch_size,
+        batch_size=1 if full_batch else spec.train.batch_size,  # type: ignore[arg-type]
         seed=spec.seed,
         # One Lightning batch per epoch and split; the module steps once per mini-batch in it.
         steps_per_batch=None,
     )
     dm.setup()
-    net = build_network(spec.model, dm.num_features, dm.num_outputs)
+    if full_batch:
+        dm.batch_size = dm.num_train  # batch gradient descent: one step per epoch
+    return dm
+
+
+def build(spec: StudySpec) -> tuple[ArrayDataModule, SupervisedModule]:
+    """The datamodule and LightningModule a resolved spec describes."""
+    dm = datamodule(spec)
+    net = build_network(spec.model, dm.shape)
     module = SupervisedModule(
         net,
         task=dm.task,
-        optimizer=spec.train.optimizer,
+        optimizer=spec.train.optimizer.for_batch_size(dm.batch_size),
         schedule=spec.train.schedule,
         max_epochs=spec.train.max_epochs,
         steps_per_epoch=dm.steps_per_epoch,
         # The epoch sink reads `epoch_metrics()` directly; nothing here monitors logged values.
         log_metrics=False,
+        regularization=spec.train.regularization,
+        gradient_clip=spec.train.gradient_clip,
     )
     return dm, module
 
@@ -76,9 +91,39 @@ class EpochReporter(L.Callback):
         for key in ("train/loss", "val/loss"):
             if key in metrics and not math.isfinite(metrics[key]):
                 raise NonFiniteLossError(f"{key} became {metrics[key]} at epoch {epoch}")
+        # Early stopping decides after this epoch's validation, which runs before this hook.
+        reasons = [cb.reason for cb in trainer.callbacks if isinstance(cb, EarlyStopping)]  # type: ignore[attr-defined]
+        if any(reasons):
+            metrics["stop_reason"] = next(r for r in reasons if r)
         self.sink(metrics, trainer)
         if self.stop_after is not None and epoch >= self.stop_after:
             trainer.should_stop = True
+
+
+class SpecOnRestore(L.Callback):
+    """After a checkpoint restore, the optimizer and LR schedule take the resolved spec's
+    settings rather than the checkpoint's.
+
+    PBT continues a trial from another trial's checkpoint with a mutated config (a new lr or
+    weight decay, say); the restored optimizer state would bring the old values back. The
+    schedule's progress is kept: the LR is rescaled from the old base LR to the new one. On a
+    plain resume the values are equal and nothing changes.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from lightning.pytorch.core.optimizer import _init_optimizers_and_lr_schedulers
+
+        fresh_optimizers, fresh_schedulers = _init_optimizers_and_lr_schedulers(pl_module)
+        for live, fresh in zip(trainer.optimizers, fresh_optimizers):
+            for group, new in zip(live.param_groups, fresh.param_groups):
+                old_base, new_base = group.get("initial_lr", group["lr"]), new.get("initial_lr", new["lr"])
+                group.update({k: v for k, v in new.items() if k not in ("params", "lr", "initial_lr")})
+                group["lr"] = group["lr"] * (new_base / old_base)
+                if "initial_lr" in group:
+                    group["initial_lr"] = new_base
+        for live_config, fresh_config in zip(trainer.lr_scheduler_configs, fresh_schedulers):
+            if hasattr(live_config.scheduler, "base_lrs"):
+                live_config.scheduler.base_lrs = list(fresh_config.scheduler.base_lrs)
 
 
 def quiet_lightning() -> None:
@@ -121,7 +166,12 @@ def fit_trial(
     # fixed count keeps floating-point reductions identical for `harness reproduce`.
     torch.set_num_threads(max(1, int(spec.resources.cpus_per_trial)))
     dm, module = build(spec)
-    trainer = make_trainer(spec, [EpochReporter(spec.seed, sink, stop_after)], accelerator)
+    callbacks: list[L.Callback] = [EpochReporter(spec.seed, sink, stop_after)]
+    if spec.train.early_stopping.patience is not None:
+        callbacks.append(EarlyStopping(spec.train.early_stopping))
+    if resume_from is not None:
+        callbacks.append(SpecOnRestore())
+    trainer = make_trainer(spec, callbacks, accelerator)
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     return module
 
@@ -144,6 +194,8 @@ def _ray_sink(node_id: str) -> Callable[[dict[str, Any], L.Trainer], None]:
     def report(metrics: dict[str, Any], trainer: L.Trainer) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
+            histogram = trainer.lightning_module.weight_histogram()  # type: ignore[operator]
+            (Path(tmp) / HISTOGRAM_FILE).write_text(json.dumps(histogram))
             where = {"node_id": node_id, "device": str(trainer.strategy.root_device)}
             tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(tmp))
 

@@ -6,12 +6,14 @@ import functools
 import itertools
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 
-from lightning_modules.data.datasets import DATASETS, ArrayDataset
+from lightning_modules.config import Config
+from lightning_modules.data.datasets import DATASETS, ArrayDataset, DataShape, dataset_config, load_dataset
 from lightning_modules.data.preprocessing import fit_transform_splits
 from lightning_modules.data.splits import SplitConfig, split_dataset
 
@@ -75,11 +77,15 @@ class GroupedBatches:
             yield group
 
 
+def _load(dataset: Config, seed: int) -> ArrayDataset:
+    return _load_cached(dataset.name, dataset.model_dump_json(), seed)  # type: ignore[attr-defined]
+
+
 @functools.lru_cache(maxsize=8)
-def _load(dataset: str, seed: int) -> ArrayDataset:
-    # Datasets are deterministic in (name, seed), and reading one (digits: parsing a CSV) can
+def _load_cached(name: str, config_json: str, seed: int) -> ArrayDataset:
+    # Datasets are deterministic in (config, seed), and reading one (digits: parsing a CSV) can
     # take longer than a short trial's training; trials sharing a process share the arrays.
-    data = DATASETS.get(dataset)(seed)
+    data = load_dataset(DATASETS.get(name).config.model_validate_json(config_json), seed)
     data.x.flags.writeable = False
     data.y.flags.writeable = False
     return data
@@ -88,6 +94,9 @@ def _load(dataset: str, seed: int) -> ArrayDataset:
 class ArrayDataModule(L.LightningDataModule):
     """Loads a registered dataset, splits it, and fits preprocessing on train only.
 
+    `dataset` is a dataset config, its mapping, or the name of one whose defaults suit.
+    Features keep their shape; preprocessing is fitted per channel (see `fit_transform_splits`).
+
     The test split is built but only `test_dataloader` serves it: training and validation
     never see it. `steps_per_batch` > 1 (or None: a whole epoch) serves StepGroups of that many
     mini-batches instead of single (x, y) batches, for modules that step per mini-batch.
@@ -95,7 +104,7 @@ class ArrayDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset: str,
+        dataset: Config | dict[str, Any] | str,
         split: SplitConfig,
         preprocessing: list[str],
         batch_size: int,
@@ -105,15 +114,20 @@ class ArrayDataModule(L.LightningDataModule):
         super().__init__()
         if steps_per_batch is not None and steps_per_batch < 1:
             raise ValueError(f"steps_per_batch must be >= 1 or None (given {steps_per_batch})")
-        self.dataset_name, self.split_cfg = dataset, split
+        self.dataset, self.split_cfg = dataset_config(dataset), split
         self.preprocessing, self.batch_size, self.seed = list(preprocessing), batch_size, seed
         self.steps_per_batch = steps_per_batch
-        self.data: ArrayDataset = _load(dataset, seed)
+        self.data: ArrayDataset = _load(self.dataset, seed)
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def task(self) -> str:
         return self.data.task
+
+    @property
+    def shape(self) -> DataShape:
+        """What a network builder needs: data kind, one sample's input shape, outputs."""
+        return self.data.shape
 
     @property
     def num_features(self) -> int:
@@ -136,9 +150,9 @@ class ArrayDataModule(L.LightningDataModule):
         if self._tensors is not None:
             return
         idx = split_dataset(self.data, self.split_cfg, self.seed)
-        flat = self.data.x.reshape(len(self.data.x), -1)
+        x = self.data.x
         train, (val, test), _ = fit_transform_splits(
-            self.preprocessing, flat[idx.train], [flat[idx.val], flat[idx.test]]
+            self.preprocessing, x[idx.train], [x[idx.val], x[idx.test]], channel_axis=self.data.channel_axis
         )
         y = self.data.y if self.task == "classification" else self.data.y.astype(np.float32)
         self._tensors = {

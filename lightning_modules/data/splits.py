@@ -52,8 +52,9 @@ def _holdout(data: ArrayDataset, cfg: SplitConfig, seed: int, stratify: bool) ->
 
 @SPLITS.register("stratified")
 def stratified_split(data: ArrayDataset, cfg: SplitConfig, seed: int) -> SplitIndices:
-    """Holdout that keeps class proportions equal across train, val and test."""
-    return _holdout(data, cfg, seed, stratify=data.task == "classification")
+    """Holdout that keeps class proportions equal across train, val and test (plain shuffled
+    holdout when there is no one class per sample: regression, per-step labels)."""
+    return _holdout(data, cfg, seed, stratify=data.task == "classification" and not data.per_step)
 
 
 @SPLITS.register("random")

@@ -1,4 +1,4 @@
-"""Multi-layer perceptron."""
+"""Multi-layer perceptron over the flattened input."""
 
 from __future__ import annotations
 
@@ -8,34 +8,37 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from lightning_modules.config import Config
+from lightning_modules.data.datasets import DataShape
+from lightning_modules.models.layers import ACTIVATIONS, Activation, output_head
 from lightning_modules.models.registry import MODELS, ModelEntry
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
+NORMS: dict[str, type[nn.Module] | None] = {"none": None, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 
 
 class MLPConfig(Config):
-    """Hidden widths in order; dropout after every hidden activation."""
+    """Hidden widths in order (the list's length is the depth); each hidden layer is
+    linear -> optional norm -> activation -> dropout."""
 
     kind: Literal["mlp"] = "mlp"
     hidden: list[PositiveInt] = Field(default_factory=lambda: [128])
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
+    activation: Activation = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
 
 
-def build_mlp(cfg: MLPConfig, num_features: int, num_outputs: int) -> nn.Module:
+def build_mlp(cfg: MLPConfig, shape: DataShape) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
-    width = num_features
+    width = shape.num_features
+    norm = NORMS[cfg.norm]
     for out in cfg.hidden:
-        layers += [nn.Linear(width, out), ACTIVATIONS[cfg.activation]()]
+        layers.append(nn.Linear(width, out))
+        if norm is not None:
+            layers.append(norm(out))
+        layers.append(ACTIVATIONS[cfg.activation]())
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
         width = out
-    layers.append(nn.Linear(width, num_outputs))
+    layers.append(output_head(width, shape))
     return nn.Sequential(*layers)
 
 

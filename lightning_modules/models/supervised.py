@@ -14,7 +14,25 @@ from torch import nn
 from torch.nn import functional as F
 
 from lightning_modules.data.datamodule import Batch, StepGroup, minibatches
-from lightning_modules.optim import OptimizerConfig, ScheduleConfig, build_optimizer, build_scheduler
+from lightning_modules.optim import (
+    OptimizerConfig,
+    ScheduleConfig,
+    build_optimizer,
+    build_scheduler,
+    is_constant,
+    is_per_epoch,
+)
+from lightning_modules.regularizers import (
+    GradientClipConfig,
+    RegularizationConfig,
+    build_regularizers,
+    clip_gradients,
+    gradient_norms,
+    gradient_snapshot,
+    weight_histogram,
+    weight_statistics,
+    weight_tensors,
+)
 
 # Lightning hooks that run around every backward pass and optimizer step.
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
@@ -31,6 +49,10 @@ class SupervisedModule(L.LightningModule):
     `epoch_metrics()`: logging every step through `self.log` costs more than a small model's
     forward pass. With `log_metrics` they are also logged once per epoch, for Lightning
     loggers and callbacks (EarlyStopping, ModelCheckpoint) that monitor them.
+
+    Regularizers, gradient clipping and a per-step LR schedule run only when configured: a
+    plain step pays for none of them. Weight statistics and per-layer gradient norms are read
+    once per epoch (`training_evidence`), the gradients being those of the epoch's last step.
     """
 
     def __init__(
@@ -42,6 +64,8 @@ class SupervisedModule(L.LightningModule):
         max_epochs: int,
         steps_per_epoch: int,
         log_metrics: bool = True,
+        regularization: RegularizationConfig | None = None,  # type: ignore[valid-type]
+        gradient_clip: GradientClipConfig | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -51,23 +75,51 @@ class SupervisedModule(L.LightningModule):
         self.log_metrics = log_metrics
         self._sums: dict[str, dict[str, torch.Tensor | int]] = {}
         self._direct_steps = False
+        self.regularizers = build_regularizers(regularization or RegularizationConfig(), task)
+        self.gradient_clip = gradient_clip or GradientClipConfig()
+        self._named_weights = weight_tensors(net)
+        self._weights = [w for _, w in self._named_weights]
+        self._trainable = [p for p in net.parameters() if p.requires_grad]
+        # Decided once here, so that an unconfigured step tests two booleans and nothing else.
+        self._gradient_hooks = bool(self.regularizers.gradient_hooks) or self.gradient_clip.max is not None
+        self._step_hooks = bool(self.regularizers.step_hooks)
+        self._schedule_per_step = not (is_constant(schedule) or is_per_epoch(schedule))
+        self._unclipped_norm: torch.Tensor | None = None
+        self._gradients: tuple[list[str], torch.Tensor] | None = None  # the epoch's last step, by weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
         return out.squeeze(-1) if self.task == "regression" else out
 
+    def criterion(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss, a mean over samples (and time steps, for per-step targets);
+        classification outputs carry classes last."""
+        if self.task == "classification":
+            return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        return F.mse_loss(out, y)
+
     def loss_and_outputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         out = self(x)
-        loss = F.cross_entropy(out, y) if self.task == "classification" else F.mse_loss(out, y)
-        return loss, out
+        return self.criterion(out, y), out
+
+    def training_loss_and_outputs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`loss_and_outputs` with the configured batch regularizers (label smoothing, mixup,
+        input noise); evaluation uses the plain loss, so validation losses stay comparable."""
+        if not self.regularizers.batch_hooks:
+            return self.loss_and_outputs((x, y))
+        x, criterion = self.regularizers.batch(x, y, self.criterion)
+        out = self(x)
+        return criterion(out, y), out
 
     def _accumulate(self, split: str, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         # The sample count is known on the host: a Python int costs no tensor op per step.
         n = len(y)
         add: dict[str, torch.Tensor | int] = {"loss": loss.detach() * n, "n": n}
         if self.task == "classification":
-            add["correct"] = (out.detach().argmax(-1) == y).sum()
+            hits = out.detach().argmax(-1) == y
+            # Per-step targets: each sample counts its fraction of correct steps.
+            add["correct"] = hits.sum() if hits.dim() == 1 else hits.float().mean(-1).sum()
         sums = self._sums.setdefault(split, {})
         for key, value in add.items():
             sums[key] = sums[key] + value if key in sums else value
@@ -92,21 +144,54 @@ class SupervisedModule(L.LightningModule):
             # nothing here. The step counter (trainer.global_step) is kept as Lightning keeps it.
             optimizer._on_before_step()
             loss.backward()
+            if self._gradient_hooks:
+                self._before_step()
             optimizer.optimizer.step()
+            if self._step_hooks:
+                self._after_step(optimizer.optimizer)
             optimizer._on_after_step()
         else:
             self.manual_backward(loss)
+            if self._gradient_hooks:
+                self._before_step()
             optimizer.step()
+            if self._step_hooks:
+                self._after_step(optimizer.optimizer)
+
+    def _before_step(self) -> None:
+        """Penalty gradients, then clipping: the step sees the clipped gradient of the
+        regularized objective."""
+        self.regularizers.gradients(self._weights)
+        if self.gradient_clip.max is not None:
+            self._unclipped_norm = clip_gradients(self._trainable, self.gradient_clip)
+
+    def _after_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.regularizers.after_step(self._weights, optimizer.param_groups[0]["lr"])
+
+    def manual_step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """One regularized training step with a plain torch optimizer, outside a Trainer (the LR
+        range test, notebooks); returns the detached loss."""
+        self.train()
+        loss, _ = self.training_loss_and_outputs(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        if self._gradient_hooks:
+            self._before_step()
+        optimizer.step()
+        if self._step_hooks:
+            self._after_step(optimizer)
+        return loss.detach()
 
     def training_step(self, batch: Batch | StepGroup, batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
-        scheduler = self.lr_schedulers()
+        scheduler = self.lr_schedulers() if self._schedule_per_step else None
         assert isinstance(optimizer, LightningOptimizer)
         for x, y in minibatches(batch):
-            loss, out = self.loss_and_outputs((x, y))
+            loss, out = self.training_loss_and_outputs(x, y)
             optimizer.zero_grad()
             self._backward_and_step(optimizer, loss)
-            scheduler.step()  # type: ignore[union-attr]  # the schedule is per optimizer step
+            if scheduler is not None:
+                scheduler.step()  # type: ignore[union-attr]  # the schedule is per optimizer step
             self._accumulate("train", loss, out, y)
         return loss.detach()
 
@@ -123,12 +208,26 @@ class SupervisedModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._sums.pop("train", None)
+        self._gradients = None
+
+    def on_validation_model_zero_grad(self) -> None:
+        # Lightning clears the gradients before validating; keep the last step's norms first.
+        self._gradients = gradient_snapshot(self._named_weights)
+        super().on_validation_model_zero_grad()
 
     def on_validation_epoch_start(self) -> None:
         self._sums.pop("val", None)
 
     def on_test_epoch_start(self) -> None:
         self._sums.pop("test", None)
+
+    def on_validation_epoch_end(self) -> None:
+        # A per-epoch schedule (reduce on plateau) follows the validation loss of the fit.
+        if not is_per_epoch(self.schedule_cfg) or self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        sums = self._sums.get("val")
+        if sums:
+            self.lr_schedulers().step(float(sums["loss"] / sums["n"]))  # type: ignore[union-attr]
 
     def epoch_metrics(self, splits: tuple[str, ...] = ("train", "val")) -> dict[str, float]:
         """Mean loss (and accuracy) of the last epoch per split, plus the current LR."""
@@ -141,9 +240,25 @@ class SupervisedModule(L.LightningModule):
             metrics[f"{split}/loss"] = float(sums["loss"] / n)
             if "correct" in sums:
                 metrics[f"{split}/acc"] = float(sums["correct"] / n)
+        if "train" in splits and "train" in self._sums:
+            metrics.update(self.training_evidence())
         if self._trainer is not None and self.trainer.optimizers:
             metrics["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
         return metrics
+
+    def training_evidence(self) -> dict[str, float]:
+        """`weights/mean_abs`, `weights/zero_frac`, `weights/norm` over the weight tensors and
+        `grad_norm/<weight>` of the last step's gradients (after penalties and clipping);
+        `grad_norm/unclipped` is the global norm that clipping by norm saw on that step."""
+        metrics = weight_statistics(self._weights)
+        metrics.update(gradient_norms(self._gradients or gradient_snapshot(self._named_weights)))
+        if self._unclipped_norm is not None:
+            metrics["grad_norm/unclipped"] = float(self._unclipped_norm)
+        return metrics
+
+    def weight_histogram(self, bins: int = 41) -> dict[str, list[float]]:
+        """Bin edges and counts of all weight-tensor entries."""
+        return weight_histogram(self._weights, bins)
 
     def on_train_epoch_end(self) -> None:
         # One log call per epoch, and only when asked: each `self.log` call costs about a

@@ -9,6 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
+from lightning_modules.data import DATASETS
+from lightning_modules.models import MODELS
 from tests.conftest import run_cli, write_study
 
 CASES = {
@@ -25,15 +27,25 @@ CASES = {
         {"search": {"space": {"train.optimizer.lr": {"loguniform": [0.0, 0.1]}}}},
         ["search.space.train.optimizer.lr", "log-scale range needs low > 0 (given low=0.0)"],
     ),
-    "unknown dataset": ({"data": {"dataset": "imagenet"}}, ["data.dataset", "unknown dataset 'imagenet'; known: digits"]),
-    "unknown model": ({"model": {"kind": "resnet"}}, ["model.kind: unknown model 'resnet'; known: mlp"]),
+    "unknown dataset": (
+        {"data": {"dataset": "imagenet"}},
+        [f"data.dataset: unknown dataset 'imagenet'; known: {', '.join(DATASETS.names())}"],
+    ),
+    "unknown model": ({"model": {"kind": "resnet"}}, [f"model.kind: unknown model 'resnet'; known: {', '.join(MODELS.names())}"]),
     "unknown strategy": (
         {"search": {"strategy": "bayes"}},
-        ["search.strategy", "unknown strategy 'bayes'; known: asha, grid, hyperband, random"],
+        [
+            "search.strategy",
+            "unknown strategy 'bayes'; known: asha, bohb, cmaes, gp, grid, hyperband, median, pbt, random, tpe",
+        ],
     ),
     "search path names no field": (
         {"search": {"space": {"train.optimiser.lr": {"loguniform": [0.001, 0.1]}}}},
-        ["search.space.train.optimiser.lr: names no field", "fields under train: batch_size, max_epochs, optimizer, schedule"],
+        [
+            "search.space.train.optimiser.lr: names no field",
+            "fields under train: batch_size, early_stopping, gradient_clip, max_epochs, optimizer, regularization, "
+            "schedule",
+        ],
     ),
 }
 

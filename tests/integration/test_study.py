@@ -16,8 +16,8 @@ GRID = {
     "search": {
         "strategy": "grid",
         "space": {
-            # 1e9 makes SGD diverge: those trials must be FAILED with the reason, the rest go on.
-            "train.optimizer.lr": {"grid": [0.05, 0.2, 1.0e9]},
+            # 1e12 makes SGD diverge to NaN: those trials must be FAILED with the reason, the rest go on.
+            "train.optimizer.lr": {"grid": [0.05, 0.2, 1.0e12]},
             "model.hidden": {"grid": [[8], [16]]},
         },
     },
@@ -72,12 +72,12 @@ def test_one_child_per_trial_with_params_and_curves(grid_study):
     runs = children(client, parent.info.run_id)
     assert len(runs) == 6 and len({r.data.tags["trial_id"] for r in runs}) == 6
     grid = {(r.data.params["train.optimizer.lr"], r.data.params["model.hidden"]) for r in runs}
-    assert grid == {(lr, h) for lr in ("0.05", "0.2", "1000000000.0") for h in ("[8]", "[16]")}
+    assert grid == {(lr, h) for lr in ("0.05", "0.2", "1000000000000.0") for h in ("[8]", "[16]")}
     for run in runs:
         assert "test/loss" not in run.data.metrics  # trials never see the test split
         spec_text = Path(client.download_artifacts(run.info.run_id, "trial_spec.yaml")).read_text()
         assert f"lr: {float(run.data.params['train.optimizer.lr'])}" in spec_text
-        if run.data.params["train.optimizer.lr"] == "1000000000.0":
+        if run.data.params["train.optimizer.lr"] == "1000000000000.0":
             continue
         assert run.info.status == "FINISHED" and run.data.tags["stop_reason"] == "completed 3/3 epochs"
         for key in ("train/loss", "val/loss", "val/acc", "lr"):
@@ -91,7 +91,7 @@ def test_diverging_trials_are_failed_with_reason(grid_study):
     failed = [r for r in children(client, parent.info.run_id) if r.info.status == "FAILED"]
     assert len(failed) == 2
     for run in failed:
-        assert run.data.params["train.optimizer.lr"] == "1000000000.0"
+        assert run.data.params["train.optimizer.lr"] == "1000000000000.0"
         assert "NonFiniteLossError" in run.data.tags["stop_reason"]
         assert "became nan" in run.data.tags["stop_reason"]
     assert "failed 2" in result.stdout

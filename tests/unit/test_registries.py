@@ -34,7 +34,7 @@ def test_built_in_entries():
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_every_strategy_builds_seeded_ray_objects(name):
     spec = spec_from_dict(
-        {"name": "s", "seed": 7, "search": {"strategy": name, "space": {"model.hidden": {"choice": [[4], [8]]}}}}
+        {"name": "s", "seed": 7, "search": {"strategy": name, "space": {"train.optimizer.lr": {"choice": [0.01, 0.1]}}}}
     )
     searcher, scheduler = resolve_strategy(spec)
     assert SEARCHERS.get(searcher).build(spec) is not None

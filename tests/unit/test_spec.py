@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from harness.errors import SpecError
 from harness.spec import StudySpec, load_spec, parse_override, spec_from_dict
+from lightning_modules.data import DATASETS
+from lightning_modules.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,10 +76,14 @@ def test_wrong_type_names_path_and_value():
 
 
 def test_unknown_registry_entries_list_known_ones():
-    assert "unknown dataset 'mnistt'; known: digits" in error_of(base(data={"dataset": "mnistt"}))
-    assert "model.kind: unknown model 'resnet'; known: mlp" in error_of(base(model={"kind": "resnet"}))
+    datasets, models = ", ".join(DATASETS.names()), ", ".join(MODELS.names())
+    assert f"data.dataset: unknown dataset 'mnistt'; known: {datasets}" in error_of(base(data={"dataset": "mnistt"}))
+    message = error_of(base(data={"dataset": {"name": "mnistt"}}))
+    assert f"data.dataset.name: unknown dataset 'mnistt'; known: {datasets}" in message
+    assert f"model.kind: unknown model 'resnet'; known: {models}" in error_of(base(model={"kind": "resnet"}))
     message = error_of(base(search={"strategy": "bayes"}))
-    assert "search.strategy" in message and "known: asha, grid, hyperband, random" in message
+    assert "search.strategy" in message
+    assert "known: asha, bohb, cmaes, gp, grid, hyperband, median, pbt, random, tpe" in message
     assert "unknown optimizer 'adamx'" in error_of(base(train={"optimizer": {"name": "adamx"}}))
 
 

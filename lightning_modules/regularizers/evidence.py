@@ -1,0 +1,59 @@
+"""What regularizers and optimizers do to a network, measured once per epoch (never per step)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def weight_tensors(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The trainable weight tensors (2+ dimensions) by name: what penalties act on."""
+    return [(name, p) for name, p in net.named_parameters() if p.requires_grad and p.ndim >= 2]
+
+
+@torch.no_grad()
+def weight_statistics(weights: list[torch.Tensor]) -> dict[str, float]:
+    """Mean |w|, fraction of exact zeros and global L2 norm over all weight tensors."""
+    if not weights:
+        return {}
+    count = sum(w.numel() for w in weights)
+    abs_sum = torch.stack([w.abs().sum() for w in weights]).sum()
+    zeros = torch.stack([(w == 0).sum() for w in weights]).sum()
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(weights)))
+    mean_abs, zero_count, total_norm = torch.stack([abs_sum, zeros.to(abs_sum.dtype), norm]).tolist()
+    return {"weights/mean_abs": mean_abs / count, "weights/zero_frac": zero_count / count, "weights/norm": total_norm}
+
+
+GradientSnapshot = tuple[list[str], torch.Tensor]  # weight names, their gradients' L2 norms
+
+
+@torch.no_grad()
+def gradient_snapshot(named: list[tuple[str, torch.Tensor]]) -> GradientSnapshot | None:
+    """The L2 norm of each weight tensor's current gradient, kept on the device (no sync)."""
+    present = [(name, w.grad) for name, w in named if w.grad is not None]
+    if not present:
+        return None
+    return [name for name, _ in present], torch.stack(torch._foreach_norm([g for _, g in present]))
+
+
+def gradient_norms(snapshot: GradientSnapshot | None) -> dict[str, float]:
+    """`grad_norm/<name>` per weight tensor and `grad_norm/total`, their global norm."""
+    if snapshot is None:
+        return {}
+    names, norms = snapshot
+    values = torch.cat([norms, torch.linalg.vector_norm(norms).unsqueeze(0)]).tolist()
+    out = {f"grad_norm/{name}": value for name, value in zip(names, values)}
+    out["grad_norm/total"] = values[-1]
+    return out
+
+
+@torch.no_grad()
+def weight_histogram(weights: list[torch.Tensor], bins: int = 41) -> dict[str, list[float]]:
+    """Counts of all weights in `bins` equal bins over [-max|w|, max|w|] (odd: one bin centred on 0)."""
+    if not weights:
+        return {"edges": [], "counts": []}
+    flat = torch.cat([w.detach().reshape(-1).float().cpu() for w in weights])
+    bound = float(flat.abs().max()) or 1.0
+    counts = torch.histc(flat, bins=bins, min=-bound, max=bound)
+    edges = torch.linspace(-bound, bound, bins + 1)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}

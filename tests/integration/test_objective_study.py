@@ -1,0 +1,78 @@
+"""An objective study end to end through the CLI: local Ray, a real MLflow server, TPE
+choosing points and ASHA stopping them on the multi-fidelity learning curve."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from harness.benchmark_functions import H6_OPTIMUM, learning_curve
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.timeout(600)
+
+EPOCHS = 6
+STUDY = {
+    "name": "curve-study",
+    "seed": 0,
+    "objective": {"name": "learning_curve"},
+    "train": {"max_epochs": EPOCHS},
+    "search": {
+        "searcher": "tpe",
+        "scheduler": "asha",
+        "num_trials": 6,
+        "metric": "objective/value",
+        "reduction_factor": 2,
+        # One at a time, so ASHA always has earlier trials to compare against.
+        "max_concurrent_trials": 1,
+        "space": {f"objective.x{i}": {"uniform": [0.0, 1.0]} for i in range(1, 7)},
+    },
+}
+
+
+def write(folder: Path, spec: dict) -> Path:
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_objective_study_through_the_cli(mlflow_server: str, tmp_path: Path):
+    result = run_cli(
+        "run", str(write(tmp_path, STUDY)), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray"),
+        "--quiet", env={"HARNESS_HOME": str(tmp_path / "home")},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "sealed test split" not in result.stdout  # an objective has no test split
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("curve-study")
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'study'")
+    assert parent.info.status == "FINISHED"
+    metrics = parent.data.metrics
+    assert metrics["objective/optimum"] == H6_OPTIMUM
+    assert not any(key.startswith("test/") for key in metrics)
+    assert metrics["best/objective/regret"] >= 0
+    assert math.isclose(metrics["best/objective/value"], H6_OPTIMUM + metrics["best/objective/regret"])
+
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 6
+    statuses = {run.data.tags["status"] for run in children}
+    assert statuses == {"FINISHED", "KILLED"}, statuses  # some ran the full budget, ASHA stopped others
+    for run in children:
+        x = [float(run.data.params[f"objective.x{i}"]) for i in range(1, 7)]
+        history = client.get_metric_history(run.info.run_id, "objective/value")
+        epochs = sorted(int(m.step) for m in history)
+        assert epochs == list(range(1, len(epochs) + 1))
+        for point in history:  # every epoch's value is the learning curve at this trial's inputs
+            assert math.isclose(point.value, learning_curve(x, int(point.step), EPOCHS), rel_tol=1e-9)
+        if run.data.tags["status"] == "KILLED":
+            assert len(epochs) < EPOCHS and "stopped early by the asha scheduler" in run.data.tags["stop_reason"]
+        else:
+            assert len(epochs) == EPOCHS
+
