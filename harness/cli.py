@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     def study_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field by dotted path (repeatable)")
-        p.add_argument("--strategy", help="search strategy preset (grid, random, asha, hyperband)")
+        p.add_argument(
+            "--strategy", help="search strategy preset (grid, random, tpe, gp, cmaes, asha, hyperband, bohb, pbt, median)"
+        )
         p.add_argument("--seed", type=int, help="study seed (seeds the searcher and every trial)")
         p.add_argument("--num-trials", type=int, help="number of trials")
 

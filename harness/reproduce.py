@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import yaml
 from mlflow.exceptions import MlflowException
 
@@ -42,8 +41,6 @@ def recorded_history(client: Any, run: Any) -> dict[str, dict[int, float]]:
 
 def reproduce_run(run_id: str, tracking_uri: str) -> list[Comparison]:
     """Re-run the trial of child run `run_id` on CPU for as many epochs as it recorded."""
-    from harness.trial import fit_trial
-
     client = client_for(tracking_uri)
     try:
         run = client.get_run(run_id)
@@ -64,10 +61,18 @@ def reproduce_run(run_id: str, tracking_uri: str) -> list[Comparison]:
 
     reproduced: dict[int, dict[str, float]] = {}
 
-    def sink(metrics: dict[str, Any], trainer: L.Trainer) -> None:
+    def sink(metrics: dict[str, Any], where: Any) -> None:
         reproduced[int(metrics["epoch"])] = numeric_metrics(metrics)
 
-    fit_trial(spec, sink, stop_after=epochs, accelerator="cpu")
+    if spec.objective is not None:
+        from harness.objective_trial import ObjectivePlan, run_objective
+
+        # All epochs: a learning curve's value at an epoch depends on the full budget.
+        run_objective(ObjectivePlan.from_spec(spec), sink)
+    else:
+        from harness.trial import fit_trial
+
+        fit_trial(spec, sink, stop_after=epochs, accelerator="cpu")
     return [
         Comparison(epoch, key, steps[epoch], reproduced.get(epoch, {}).get(key, float("nan")))
         for key, steps in sorted(history.items())

@@ -29,6 +29,7 @@ RUNNING, FINISHED, KILLED, FAILED = "RUNNING", "FINISHED", "KILLED", "FAILED"
 TRIAL_SPEC_ARTIFACT = "trial_spec.yaml"
 # Tag holding the reason a trial stopped itself early (its report's `stop_reason`).
 EARLY_STOP_TAG = "early_stopping"
+CONFIG_TAG = "config"  # the trial's current configuration (PBT changes it mid-run)
 ORPHAN_REASON = "driver stopped before the study state recorded this trial; it was not resumed"
 
 
@@ -158,6 +159,8 @@ class ChildRuns:
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}  # trial id -> run id
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
+        self._configs: dict[str, str] = {}  # run id -> configuration last recorded
+        self._seen: set[str] = set()  # trials this driver has started or continued
         self._loaded = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -202,7 +205,10 @@ class ChildRuns:
             if not reopen:
                 return run_id
             run = self.client.get_run(run_id)
-            if run.data.params == {k: _param(k, v).value for k, v in config.items()}:
+            recorded = run.data.tags.get(CONFIG_TAG)
+            if trial_id in self._seen or recorded in (None, config_json(config)):
+                self._seen.add(trial_id)
+                self._configs.setdefault(run_id, recorded or config_json(config))
                 if run.info.status != RUNNING:
                     self.client.update_run(run_id, status=RUNNING)
                     self.client.set_tag(run_id, "status", RUNNING)
@@ -219,10 +225,13 @@ class ChildRuns:
                 "harness.kind": "trial",
                 "trial_id": trial_id,
                 "status": RUNNING,
+                CONFIG_TAG: config_json(config),
             },
         )
         run_id = run.info.run_id
         self._runs[trial_id] = run_id
+        self._seen.add(trial_id)
+        self._configs[run_id] = config_json(config)
         self._last_step[run_id] = 0
         self.client.log_batch(
             run_id, params=[_param(k, v) for k, v in config.items()], synchronous=True
@@ -246,6 +255,17 @@ class ChildRuns:
         tags = [RunTag(key, str(result[key])) for key in ("node_id", "device") if key in result and step == 1]
         if result.get("stop_reason"):
             tags.append(RunTag(EARLY_STOP_TAG, str(result["stop_reason"])[:5000]))
+        current = config_json(config)
+        if self._configs.get(run_id, current) != current:
+            # PBT changed the trial's hyperparameters: params are immutable in MLflow, so the
+            # live configuration is a tag and each numeric value a `config/...` curve.
+            tags.append(RunTag(CONFIG_TAG, current))
+            metrics += [
+                Metric(f"config/{key}", float(value), now, step)
+                for key, value in config.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+            ]
+            self._configs[run_id] = current
         self.client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
         self._last_step[run_id] = step
 
@@ -326,6 +346,10 @@ class ChildRuns:
                 self.client.set_terminated(run_id, status=KILLED)
                 closed += 1
         return closed
+
+
+def config_json(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, default=str)[:5000]
 
 
 def _param(key: str, value: Any) -> Param:

@@ -76,3 +76,38 @@ def test_objective_study_through_the_cli(mlflow_server: str, tmp_path: Path):
         else:
             assert len(epochs) == EPOCHS
 
+    # Any trial reproduces from its stored spec, without training anything.
+    reproduced = run_cli("reproduce", children[0].info.run_id, "--tracking-uri", mlflow_server)
+    assert reproduced.returncode == 0 and "MATCH" in reproduced.stdout, reproduced.stdout + reproduced.stderr
+
+
+
+def test_pbt_keeps_one_run_per_trial_and_records_mutations(mlflow_server: str, tmp_path: Path):
+    spec = {
+        "name": "pbt-study",
+        "seed": 0,
+        "objective": {"name": "branin"},
+        "train": {"max_epochs": 6},
+        "search": {
+            "strategy": "pbt",
+            "num_trials": 3,
+            "metric": "objective/value",
+            "perturbation_interval": 2,
+            "space": {"objective.x1": {"uniform": [-5.0, 10.0]}, "objective.x2": {"uniform": [0.0, 15.0]}},
+        },
+    }
+    result = run_cli(
+        "run", str(write(tmp_path, spec)), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray"),
+        "--quiet", env={"HARNESS_HOME": str(tmp_path / "home")},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("pbt-study")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'trial'")
+    # An exploit restarts a trial with a new configuration; it stays the same trial and run.
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    mutated = [r for r in runs if any(k.startswith("config/") for k in r.data.metrics)]
+    assert mutated, "PBT perturbed no trial"
+    for run in mutated:
+        live = yaml.safe_load(run.data.tags["config"])
+        assert run.data.metrics["config/objective.x1"] == pytest.approx(live["objective.x1"])
