@@ -83,7 +83,13 @@ class EpochReporter(L.Callback):
         self.seed, self.sink, self.stop_after = seed, sink, stop_after
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        torch.manual_seed(epoch_seed(self.seed, trainer.current_epoch))
+        seed = epoch_seed(self.seed, trainer.current_epoch)
+        # Only the generators this trial draws from: `torch.manual_seed` also queues lazy
+        # seeding of every accelerator backend, recording the call stack, which costs more than
+        # an optimizer step of a small model deep inside Lightning's loop.
+        torch.default_generator.manual_seed(seed)
+        if pl_module.device.type == "cuda":
+            torch.cuda.manual_seed(seed)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
