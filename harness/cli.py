@@ -1,4 +1,4 @@
-"""`harness`: run, validate, resume and reproduce studies; list them; open the MLflow UI."""
+"""`harness`: run, validate, resume and reproduce studies; compare strategies; list studies; open the MLflow UI."""
 
 from __future__ import annotations
 
@@ -38,6 +38,17 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.compare import is_comparison_file, load_comparison
+
+    if is_comparison_file(args.file):
+        comparison = load_comparison(args.file)
+        executions = len(comparison.strategies) * len(comparison.seed_list())
+        print(
+            f"{args.file}: valid comparison '{comparison.name}': {executions} executions "
+            f"({', '.join(comparison.strategies)} x seeds {comparison.seed_list()}), "
+            f"budget {comparison.budget.label()} each"
+        )
+        return EXIT_OK
     spec = _load(args)
     from harness.runner import expected_trials
     from harness.strategies import resolve_strategy
@@ -72,12 +83,74 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from harness.compare import is_comparison_folder
     from harness.runner import resume_study
 
     _stop_on_sigterm()
+    if is_comparison_folder(args.path):
+        from harness.compare import resume_comparison
+
+        return _comparison_done(resume_comparison(args.path, address=args.address, report=_report_comparison))
     outcome = resume_study(args.path, address=args.address)
     _print_outcome(outcome)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import load_comparison, run_comparison
+
+    spec = load_comparison(args.file)  # every derived study is checked before anything starts
+
+    def announce(folder: Any) -> None:
+        print(f"comparison folder: {folder}\n(if the driver stops, continue with: harness resume {folder})", flush=True)
+
+    _stop_on_sigterm()
+    outcome = run_comparison(
+        spec, address=args.address, tracking_uri=args.tracking_uri, storage=args.storage,
+        progress=not args.quiet, announce=announce, report=_report_comparison,
+    )
+    return _comparison_done(outcome)
+
+
+def _report_comparison(outcome: Any, folder: Any) -> tuple[list[Any], dict[str, float]]:
+    """Read the finished comparison back from MLflow, print its table, write its report files."""
+    from mlflow.tracking import MlflowClient
+
+    from dashboards.report import ReportSettings, comparison_report, summary_notes, summary_table
+
+    spec = outcome.spec
+    settings = ReportSettings(
+        spec.name, outcome.metric, outcome.mode, spec.budget.axis, spec.budget.amount, spec.baseline,
+        spec.target, outcome.optimum, list(spec.strategies),
+    )
+    report = comparison_report(
+        MlflowClient(outcome.tracking_uri), [outcome.experiment_id], outcome.comparison_id, settings, folder
+    )
+    console = _console()
+    console.print(summary_table(report.summary, settings))
+    for note in summary_notes(report.summary, settings):
+        console.print(f"  {note}", highlight=False)
+    return report.files, report.metrics
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Piped output (a log, CI) gets a width that fits the comparison table on one line per row.
+    return Console() if sys.stdout.isatty() else Console(width=140)
+
+
+def _comparison_done(outcome: Any) -> int:
+    console = _console()
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted; continue with: harness resume {outcome.folder}[/yellow]", soft_wrap=True)
+        return EXIT_INTERRUPTED
+    if outcome.already_reported and outcome.ran == 0:
+        console.print("the comparison was already complete: nothing was run again")
+    console.print(f"report:  {outcome.folder / 'report' / 'report.html'}", soft_wrap=True)
+    console.print(f"MLflow:  experiment {outcome.experiment_id}, comparison run {outcome.run_id}")
+    console.print(f"look:    harness ui --tracking-uri {outcome.tracking_uri}", soft_wrap=True)
+    return EXIT_OK
 
 
 def _stop_on_sigterm() -> None:
@@ -105,13 +178,17 @@ def _print_outcome(outcome: Any) -> None:
             acc = row.get("val/acc")
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in row["params"].items())
             table.add_row(
-                row["trial_id"], str(row["epochs"]), f"{row[outcome.metric]:.4f}",
+                row["trial_id"], str(row["epochs"]), _with_std(row, outcome.metric),
                 "-" if acc is None else f"{acc:.4f}", params,
             )
         console.print(table)
     if outcome.test_metrics:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in outcome.test_metrics.items())
+        overall = {k: v for k, v in outcome.test_metrics.items() if k.count("/") == 1}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in overall.items())
         console.print(f"chosen config on the sealed test split: [bold]{shown}[/bold]")
+        regimes = _regime_table(outcome.test_metrics)
+        if regimes is not None:
+            console.print(regimes)
     study = outcome.study
     console.print(f"MLflow: experiment {study.experiment_id}, parent run {study.parent_run_id}")
     console.print(f"look:    harness ui --tracking-uri {study.tracking_uri}")
@@ -122,6 +199,35 @@ def _print_outcome(outcome: Any) -> None:
         )
     else:
         console.print(f"folder:  {outcome.experiment_path}")
+
+
+def _with_std(row: dict[str, Any], metric: str) -> str:
+    """`0.1234`, or `0.1234 ± 0.0056` for a k-fold trial (mean ± std over folds)."""
+    std = row.get(f"{metric}_std")
+    return f"{row[metric]:.4f}" + ("" if std is None else f" ± {std:.4f}")
+
+
+def _regime_table(metrics: dict[str, float]) -> Any:
+    """The sealed-test scores per regime bin (`test/<metric>/<column>_bin_<i>` keys), one row per
+    bin, so that a good overall score cannot hide a bad regime; None without regimes."""
+    from rich.table import Table
+
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        split, _, rest = key.partition("/")
+        metric, _, group = rest.partition("/")
+        if split == "test" and group and not group.startswith("fold_"):
+            rows.setdefault(group, {})[metric] = value
+    if not rows:
+        return None
+    columns = list(dict.fromkeys(m for row in rows.values() for m in row))
+    table = Table(title="sealed test split per regime (bins of equal train counts, low to high)")
+    table.add_column("regime bin")
+    for column in columns:
+        table.add_column(f"test/{column}", justify="right")
+    for group, row in rows.items():
+        table.add_row(group, *("-" if c not in row else f"{row[c]:.4f}" for c in columns))
+    return table
 
 
 def _fmt(value: Any) -> str:
@@ -221,8 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
     study_args(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("resume", help="continue a study whose driver stopped")
-    p.add_argument("path", help="the study's folder, as printed by `harness run`")
+    p = sub.add_parser("compare", help="compare search strategies over seeds on one budget")
+    p.add_argument("file", help="comparison YAML file, e.g. studies/compare_strategies.yaml")
+    address_arg(p)
+    tracking_arg(p)
+    p.add_argument("--storage", help="folder for comparison folders (default: harness-runs/compare)")
+    p.add_argument("--quiet", action="store_true", help="no live progress display")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("resume", help="continue a study or a comparison whose driver stopped")
+    p.add_argument("path", help="the study's or comparison's folder, as printed by `harness run` / `harness compare`")
     address_arg(p)
     p.set_defaults(func=cmd_resume)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -107,6 +109,14 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
         callbacks.append(
             ProgressCallback(spec.search.metric, spec.search.mode, max_epochs_bound(spec), expected_trials(spec))
         )
+    budget = None
+    if spec.search.budget_epochs is not None or spec.search.time_budget_s is not None:
+        from harness.budget import StudyBudget
+
+        budget = StudyBudget(storage / name, spec.search.budget_epochs, spec.search.time_budget_s)
+        # Trials queued but never started when the budget ends have no results; reading the
+        # study back would warn once per such trial.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     return tune.Tuner(
         make_trainable(spec),
         param_space=to_tune_space(spec.search.space, as_grid=searcher.grid),
@@ -126,6 +136,7 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
             name=name,
             storage_path=str(storage),
             callbacks=callbacks,
+            stop=budget,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=SCHEDULERS.get(scheduler_name).checkpoints_to_keep),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
@@ -141,15 +152,19 @@ def run_study(
     storage: str | Path | None = None,
     progress: bool = True,
     announce: Callable[[Path], None] | None = None,
+    parent_run_id: str | None = None,
+    run_tags: dict[str, str] | None = None,
 ) -> StudyOutcome:
     """Execute a validated study from scratch; `announce(folder)` learns where its state is
-    saved (what `harness resume` takes) as soon as that folder exists."""
+    saved (what `harness resume` takes) as soon as that folder exists. `parent_run_id` and
+    `run_tags` nest the execution's run under another (a comparison) and tag it."""
     tracking_uri = tracking_uri or default_tracking_uri()
     storage = Path(storage or default_storage()).resolve()
     init_ray(address)  # before any MLflow run: a bad address must leave nothing behind
     local_store = tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
     study = start_study_run(
-        spec, tracking_uri, spec.search.strategy, default_artifact_root() if local_store else None
+        spec, tracking_uri, spec.search.strategy, default_artifact_root() if local_store else None,
+        parent_run_id=parent_run_id, extra_tags=run_tags,
     )
     name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{study.parent_run_id[:8]}"
     path = storage / name
@@ -192,37 +207,61 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
 def _closed_on_interrupt(study: StudyRun) -> Iterator[None]:
     """Ray Tune turns a first Ctrl-C during `fit` into a clean stop; one that lands before or
     after (while the Tuner is built, or a second Ctrl-C) must not leave the parent RUNNING."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         yield
     except KeyboardInterrupt:
         finish_study_run(study, KILLED)
         raise
+    finally:
+        # A fit that ends normally leaves Ray Tune's SIGINT handler in place, which would swallow
+        # the next Ctrl-C (during finalize, or a comparison's next study): give the caller's back.
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
 
 
 def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
     """Reconcile MLflow with what Ray knows, evaluate the best trial on test, close the parent."""
+    from harness.budget import BUDGET_REASON
     from harness.callbacks import trial_epochs
 
     _, scheduler_name = resolve_strategy(spec)
     runs = ChildRuns(study, spec.to_dict(), scheduler_name)
     trials = results._experiment_analysis.trials
     ended = _ended_trials(path, trials)
-    interrupted = len(ended) < len(trials) or len(trials) < expected_trials(spec)
+    # A spent budget ends a study as completely as its last trial would: not an interruption.
+    exhausted = _budget_exhausted(spec, path, trials)
+    interrupted = not exhausted and (len(ended) < len(trials) or len(trials) < expected_trials(spec))
+    cut: set[str] = set()
+    all_trials, started = trials, set(runs.run_ids())
+    # Trials the searcher queued that never started (when interrupted, or when a budget ran
+    # out) get no run: a resume starts them and opens theirs; a spent budget never will.
+    never_ran = {t.trial_id for t in trials if t.trial_id not in started and trial_epochs(t) == 0}
+    trials = [t for t in trials if t.trial_id not in never_ran or (t.trial_id in ended and not exhausted)]
     for trial in trials:
         runs.ensure_history(trial.trial_id, trial.config, _history(trial))
         if trial.trial_id in ended:
-            runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=_error(trial))
+            # Runs still open here were stopped by the budget (Ray reports no completion for them).
+            open_before = exhausted and runs.client.get_run(runs.ensure(trial.trial_id, trial.config)).info.status
+            status = runs.close(
+                trial.trial_id, trial.config, trial_epochs(trial), error=_error(trial),
+                cut_reason=BUDGET_REASON if exhausted else None,
+            )
+            if open_before == "RUNNING" and status == KILLED:
+                cut.add(trial.trial_id)
         else:
             runs.suspend(trial.trial_id, "driver interrupted; `harness resume` continues this trial")
-    runs.close_orphans({t.trial_id for t in trials})
+    runs.close_orphans({t.trial_id for t in all_trials})
 
     statuses = runs.statuses()
     counts = {
         "trials": len(trials),
         "completed": sum(s == "FINISHED" for s in statuses.values()),
-        "stopped early": sum(s == KILLED and not interrupted for s in statuses.values()),
+        "stopped early": sum(s == KILLED and not interrupted and t not in cut for t, s in statuses.items()),
         "failed": sum(s == "FAILED" for s in statuses.values()),
     }
+    if exhausted:
+        counts["cut by budget"] = len(cut)
     outcome = StudyOutcome(path, study, spec.search.metric, spec.search.mode, counts, interrupted=interrupted)
     outcome.top = _top_trials(spec, [t for t in trials if t.trial_id in ended], runs)
     client = client_for(study.tracking_uri)
@@ -249,6 +288,19 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
     client.log_text(study.parent_run_id, json.dumps(report, indent=2, default=str), "report.json")
     finish_study_run(study)
     return outcome
+
+
+def _budget_exhausted(spec: StudySpec, path: Path, trials: list[Any]) -> bool:
+    """Whether the study's epoch or time budget ended it (as its budget file in `path` records;
+    the epochs are also summed here, should that file be missing)."""
+    from harness.budget import read_budget
+    from harness.callbacks import trial_epochs
+
+    if spec.search.budget_epochs is None and spec.search.time_budget_s is None:
+        return False
+    if read_budget(path).get("exhausted"):
+        return True
+    return spec.search.budget_epochs is not None and sum(map(trial_epochs, trials)) >= spec.search.budget_epochs
 
 
 def _ended_trials(path: Path, trials: list[Any]) -> set[str]:
@@ -306,6 +358,8 @@ def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5)
             "epochs": trial_epochs(trial),
             spec.search.metric: float(value),
             **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc")},
+            # k-fold trials report the spread of the objective over folds.
+            **{k: v for k, v in trial.last_result.items() if k == f"{spec.search.metric}_std"},
             "params": dict(trial.config),
         }
         rows.append(row)

@@ -16,7 +16,9 @@ from harness.objectives import OBJECTIVE_METRIC, OBJECTIVES, objective_problems
 from harness.space import DISCRETE, Distribution
 from harness.strategies import SCHEDULERS, SEARCHERS, STRATEGIES, resolve_strategy, strategy_problems
 from lightning_modules.config import Config
-from lightning_modules.data import DATASETS, PREPROCESSORS, SplitConfig
+from lightning_modules.data import DATASETS, PREPROCESSORS, SPLITS, SplitConfig, split_configs
+from lightning_modules.data.datasets import dataset_mapping
+from lightning_modules.data.regimes import RegimeBinsConfig
 from lightning_modules.models import MODELS, models_for
 from lightning_modules.optim import OptimizerConfig, ScheduleConfig
 from lightning_modules.regularizers import EarlyStoppingConfig, GradientClipConfig, RegularizationConfig
@@ -24,6 +26,7 @@ from lightning_modules.regularizers import EarlyStoppingConfig, GradientClipConf
 METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC)
 # A trial's resources and the search's own settings are fixed for a whole study.
 UNSEARCHABLE = ("name", "description", "search", "resources")
+BUDGET_KEYS = ("budget_epochs", "time_budget_s")
 
 ModelSpec = Annotated[
     Union[tuple(MODELS.get(name).config for name in MODELS.names())],  # type: ignore[valid-type]
@@ -37,8 +40,20 @@ DatasetSpec = Annotated[
     Union[tuple(DATASETS.get(name).config for name in DATASETS.names())],  # type: ignore[valid-type]
     Field(discriminator="name"),
 ]
+SplitSpec = Annotated[Union[tuple(split_configs())], Field(discriminator="kind")]  # type: ignore[valid-type]
+StepSpec = Annotated[
+    Union[tuple(PREPROCESSORS.get(name).config for name in PREPROCESSORS.names())],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
 # Sections that are a union tagged by one key, each choosing a registry entry's config.
-TAGGED_SECTIONS = {"model": (MODELS, "kind"), "objective": (OBJECTIVES, "name"), "dataset": (DATASETS, "name")}
+TAGGED_SECTIONS = {
+    "model": (MODELS, "kind"),
+    "objective": (OBJECTIVES, "name"),
+    "dataset": (DATASETS, "name"),
+    "split": (SPLITS, "kind"),
+}
+# Sections that are a list of such unions (`data.preprocessing.2.window` addresses an item's key).
+TAGGED_LISTS = {"preprocessing": (PREPROCESSORS, "name")}
 
 
 class FieldPathError(ValueError):
@@ -50,20 +65,59 @@ class FieldPathError(ValueError):
 
 
 class DataSpec(Config):
-    # A registry entry's config, tagged by `name`; a bare name (`dataset: digits`) means its defaults.
+    # Registry entries' configs, tagged by `name` (`kind` for the split); a bare name
+    # (`dataset: digits`, `ucr:GunPoint`, `split: kfold`, a step `standardize`) means its defaults.
     dataset: SerializeAsAny[DatasetSpec] = Field(default_factory=lambda: DATASETS.get("digits").config())
-    split: SplitConfig = SplitConfig()
-    preprocessing: list[str] = Field(default_factory=lambda: ["standardize"])
+    split: SerializeAsAny[SplitSpec] = Field(default_factory=SplitConfig)
+    preprocessing: list[SerializeAsAny[StepSpec]] = Field(
+        default_factory=lambda: [PREPROCESSORS.get("standardize").config()]
+    )
+    leak: bool = Field(False, description="teaching switch: fit preprocessing on train and val, not train alone")
 
     @field_validator("dataset", mode="before")
     @classmethod
     def _name_means_defaults(cls, value: Any) -> Any:
-        return {"name": DATASETS.check(value)} if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        raw = dataset_mapping(value)
+        DATASETS.check(raw["name"])
+        return raw
 
-    @field_validator("preprocessing")
+    @field_validator("split", mode="before")
     @classmethod
-    def _known_steps(cls, steps: list[str]) -> list[str]:
-        return [PREPROCESSORS.check(step) for step in steps]
+    def _kind_means_defaults(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"kind": value}
+        return {"kind": "stratified", **value} if isinstance(value, dict) else value  # the default kind
+
+    @field_validator("preprocessing", mode="before")
+    @classmethod
+    def _names_mean_defaults(cls, steps: Any) -> Any:
+        return [{"name": step} if isinstance(step, str) else step for step in steps] if isinstance(steps, list) else steps
+
+    @model_validator(mode="after")
+    def _fits_the_dataset(self) -> "DataSpec":
+        """Regime columns and step data kinds the dataset has (known without loading it)."""
+        name = self.dataset.name  # type: ignore[attr-defined]
+        entry = DATASETS.get(name)
+        columns = ", ".join(entry.regimes) or "none"
+        for path, column in [("data.split.column", getattr(self.split, "column", None))] + [
+            (f"data.preprocessing.{i}.column", step.column)
+            for i, step in enumerate(self.preprocessing)
+            if isinstance(step, RegimeBinsConfig)
+        ]:
+            if column is not None and column not in entry.regimes:
+                raise FieldPathError(
+                    path, column, f"not a regime column of dataset {name!r}; its regime columns: {columns}"
+                )
+        for i, step in enumerate(self.preprocessing):
+            if entry.kind not in step.kinds:
+                raise FieldPathError(
+                    f"data.preprocessing.{i}.name",
+                    step.name,
+                    f"a {step.name!r} step works on {' or '.join(step.kinds)} data; {name!r} is {entry.kind} data",
+                )
+        return self
 
 
 class TrainSpec(Config):
@@ -105,8 +159,11 @@ def train_problems(spec: "StudySpec") -> list[str]:
         sizes += [("search.space.train.batch_size", value) for value in dist.probe_values()]
     from harness.trial import datamodule  # imports this module: import it only when called
 
-    dm = datamodule(spec)
     dataset = getattr(spec.data.dataset, "name", spec.data.dataset)
+    try:
+        dm = datamodule(spec)
+    except ValueError as exc:  # a step that does not fit the data's shape, a split too small for it
+        return [f"data: {exc} (dataset {dataset})"]
     problems = [
         f"{where}: {size} is larger than the train split of {dataset} ({dm.num_train} samples); "
         f"use at most {dm.num_train}, or `full` for the whole split"
@@ -130,6 +187,10 @@ class SearchSpec(Config):
     grace_period: int = Field(1, ge=1, description="epochs before ASHA or median stopping may stop a trial")
     reduction_factor: float = Field(3.0, gt=1.0, description="ASHA / Hyperband / BOHB halving rate")
     perturbation_interval: int = Field(2, ge=1, description="epochs between PBT's exploit/explore steps")
+    # Budgets end the whole study early (whichever comes first, with `num_trials`); trials still
+    # running then are stopped. Unset budgets are left out of the dump, so hashes stay as they were.
+    budget_epochs: int | None = Field(None, ge=1, description="stop once all trials together ran this many epochs")
+    time_budget_s: float | None = Field(None, gt=0, description="stop after this many seconds of search")
 
     @field_validator("strategy")
     @classmethod
@@ -192,6 +253,9 @@ class StudySpec(Config):
         if raw.get("objective") is None:
             # Absent rather than null: a training study's dump and hash stay as they were.
             raw.pop("objective", None)
+        for key in BUDGET_KEYS:
+            if raw["search"].get(key) is None:
+                raw["search"].pop(key, None)
         return raw
 
     def to_yaml(self) -> str:
@@ -212,23 +276,52 @@ class StudySpec(Config):
 # --- loading and error reporting -------------------------------------------------------
 
 
+def _child(node: Any, part: str) -> tuple[bool, Any]:
+    """(found, value) of key `part` in a mapping, or of index `part` in a list."""
+    if isinstance(node, dict):
+        return part in node, node.get(part)
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return True, node[int(part)]
+    return False, None
+
+
 def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set `value` at a dotted path; a number addresses a list item (`data.preprocessing.0.window`)."""
     parts = path.split(".")
-    node = raw
+    node: Any = raw
     for i, part in enumerate(parts[:-1]):
         if part == "space" and i == 1 and parts[0] == "search":
             # Space keys are dotted paths themselves: the rest of the path is one key.
             node.setdefault("space", {})[".".join(parts[2:])] = value
             return
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise SpecError(f"{'.'.join(parts[: i + 1])}: is a {type(child).__name__}, not a mapping; cannot set {path}")
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            found, child = _child(node, part)
+            if not found:
+                raise SpecError(f"{where}: no such item; {'.'.join(parts[:i])} has {len(node)} (from 0)")
+        else:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+        if isinstance(child, str) and isinstance(node, list) and parts[i - 1] in TAGGED_LISTS:
+            child = node[int(part)] = {TAGGED_LISTS[parts[i - 1]][1]: child}  # a bare step name
+        elif isinstance(child, str) and isinstance(node, dict) and part in TAGGED_SECTIONS:
+            # A bare name (`split: kfold`, `dataset: ucr:GunPoint`) whose keys are being set.
+            tag = TAGGED_SECTIONS[part][1]
+            child = node[part] = dataset_mapping(child) if part == "dataset" else {tag: child}
+        if not isinstance(child, (dict, list)):
+            raise SpecError(f"{where}: is a {type(child).__name__}, not a mapping; cannot set {path}")
         node = child
+    if isinstance(node, list):
+        if not _child(node, parts[-1])[0]:
+            raise SpecError(f"{path}: no such item; {'.'.join(parts[:-1])} has {len(node)} (from 0)")
+        node[int(parts[-1])] = value
+        return
     node[parts[-1]] = value
     if len(parts) > 1 and parts[-2] in TAGGED_SECTIONS and parts[-1] == TAGGED_SECTIONS[parts[-2]][1]:
         _keep_fields_of(node, TAGGED_SECTIONS[parts[-2]][0], value)
+    if len(parts) > 2 and parts[-3] in TAGGED_LISTS and parts[-1] == TAGGED_LISTS[parts[-3]][1]:
+        _keep_fields_of(node, TAGGED_LISTS[parts[-3]][0], value)
 
 
 def _keep_fields_of(node: dict[str, Any], registry: Any, name: Any) -> None:
@@ -254,6 +347,13 @@ def _config_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
                 cls = registry.get(parts.pop(0)).config
                 continue
             return None
+        if part in TAGGED_LISTS:
+            registry, _ = TAGGED_LISTS[part]
+            if len(parts) > 1 and isinstance(parts[0], int) and parts[1] in registry:
+                cls = registry.get(parts[1]).config
+                del parts[:2]
+                continue
+            return None
         annotation = cls.model_fields[part].annotation
         cls = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return cls
@@ -264,6 +364,8 @@ def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     out = []
     for i, part in enumerate(loc):
         if i > 0 and loc[i - 1] in TAGGED_SECTIONS and part in TAGGED_SECTIONS[loc[i - 1]][0]:
+            continue
+        if i > 1 and loc[i - 2] in TAGGED_LISTS and isinstance(loc[i - 1], int) and part in TAGGED_LISTS[loc[i - 2]][0]:
             continue
         if isinstance(part, str) and part.startswith("function-"):
             continue
@@ -284,8 +386,8 @@ def format_errors(exc: ValidationError, prefix: str = "") -> str:
             cls = _config_at(err["loc"][:-1])
             allowed = ", ".join(sorted(cls.model_fields)) if cls else "see the docs"
             lines.append(f"{path}: unknown key (given {given!r}); allowed keys: {allowed}")
-        elif err["type"] in ("union_tag_invalid", "union_tag_not_found") and loc and loc[-1] in TAGGED_SECTIONS:
-            registry, tag = TAGGED_SECTIONS[loc[-1]]
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found") and loc and _tagged_at(loc):
+            registry, tag = _tagged_at(loc)  # type: ignore[misc]
             given_tag = err.get("ctx", {}).get("tag")
             problem = f"unknown {registry.kind} {given_tag!r}" if err["type"] == "union_tag_invalid" else "missing"
             lines.append(f"{path}.{tag}: {problem}; known: {', '.join(registry.names())}")
@@ -293,6 +395,15 @@ def format_errors(exc: ValidationError, prefix: str = "") -> str:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{path}: {msg} (given {_short(given)})")
     return "\n".join(lines)
+
+
+def _tagged_at(loc: tuple[Any, ...]) -> tuple[Any, str] | None:
+    """(registry, tag key) when `loc` points at a tagged section or an item of a tagged list."""
+    if loc[-1] in TAGGED_SECTIONS:
+        return TAGGED_SECTIONS[loc[-1]]
+    if len(loc) > 1 and isinstance(loc[-1], int) and loc[-2] in TAGGED_LISTS:
+        return TAGGED_LISTS[loc[-2]]
+    return None
 
 
 def _short(value: Any) -> str:
@@ -303,9 +414,9 @@ def _short(value: Any) -> str:
 def _lookup(raw: dict[str, Any], path: str) -> bool:
     node: Any = raw
     for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+        found, node = _child(node, part)
+        if not found:
             return False
-        node = node[part]
     return True
 
 
@@ -347,11 +458,14 @@ def _siblings(raw: dict[str, Any], path: str) -> str:
     parts = path.split(".")
     node: Any = raw
     for depth, part in enumerate(parts):
-        if not isinstance(node, dict) or part not in node:
+        found, child = _child(node, part)
+        if not found:
             parent = ".".join(parts[:depth]) or "the study"
+            if isinstance(node, list):
+                return f"{parent} has {len(node)} items, numbered from 0"
             keys = ", ".join(sorted(node)) if isinstance(node, dict) else "none (not a mapping)"
             return f"fields under {parent}: {keys}"
-        node = node[part]
+        node = child
     return ""
 
 

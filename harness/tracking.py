@@ -90,23 +90,31 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | Non
 
 
 def start_study_run(
-    spec: StudySpec, tracking_uri: str, strategy: str, artifact_root: Path | None
+    spec: StudySpec,
+    tracking_uri: str,
+    strategy: str,
+    artifact_root: Path | None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> StudyRun:
-    """Create (or reuse) the study's experiment and open a parent run for this execution."""
+    """Create (or reuse) the study's experiment and open a parent run for this execution;
+    `parent_run_id` nests it under another run (a comparison's), `extra_tags` add or override tags."""
     client = client_for(tracking_uri)
     experiment_id = ensure_experiment(client, spec.name, artifact_root)
+    tags = {
+        "harness.kind": "study",
+        "strategy": strategy,
+        "seed": str(spec.seed),
+        "spec_hash": spec.spec_hash(),
+        "git_commit": git_commit(),
+        "harness_version": harness.__version__,
+        "python": platform.python_version(),
+        **(extra_tags or {}),
+    }
+    if parent_run_id is not None:
+        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run = client.create_run(
-        experiment_id,
-        run_name=f"{strategy}-seed{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}",
-        tags={
-            "harness.kind": "study",
-            "strategy": strategy,
-            "seed": str(spec.seed),
-            "spec_hash": spec.spec_hash(),
-            "git_commit": git_commit(),
-            "harness_version": harness.__version__,
-            "python": platform.python_version(),
-        },
+        experiment_id, run_name=f"{tags['strategy']}-seed{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags
     )
     run_id = run.info.run_id
     params = {k: v for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")}
@@ -293,9 +301,12 @@ class ChildRuns:
         )
         return {run.data.tags.get("trial_id", run.info.run_id): run.info.status for run in runs}
 
-    def close(self, trial_id: str, config: dict[str, Any], epochs: int, error: str | None) -> str:
-        """Record a trial's end: FINISHED, KILLED (stopped early) or FAILED, with the reason.
-        A run that is already closed keeps what it has."""
+    def close(
+        self, trial_id: str, config: dict[str, Any], epochs: int, error: str | None, cut_reason: str | None = None
+    ) -> str:
+        """Record a trial's end: FINISHED, KILLED (stopped early) or FAILED, with the reason;
+        `cut_reason` names what stopped an unfinished trial instead of the scheduler (the study's
+        budget). A run that is already closed keeps what it has."""
         run_id = self.ensure(trial_id, config)
         run = self.client.get_run(run_id)
         current = run.info.status
@@ -305,6 +316,8 @@ class ChildRuns:
         error_text = error_reason(error) if error else None
         early_stop = run.data.tags.get(EARLY_STOP_TAG)
         status, reason = trial_outcome(epochs, max_epochs, error_text, self.scheduler, early_stop)
+        if cut_reason and status == KILLED:
+            reason = f"{cut_reason} after {epochs}/{max_epochs} epochs"
         self.client.set_tag(run_id, "status", status)
         self.client.set_tag(run_id, "stop_reason", reason)
         if error:

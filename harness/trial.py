@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 import lightning as L
 import torch
 
+from harness.evaluation import data_metrics, regime_metrics
 from harness.spec import StudySpec
 from lightning_modules.data import ArrayDataModule
 from lightning_modules.models import SupervisedModule, build_network
@@ -33,8 +34,9 @@ class EpochSink(Protocol):
     def __call__(self, metrics: dict[str, Any], trainer: L.Trainer) -> None: ...
 
 
-def datamodule(spec: StudySpec) -> ArrayDataModule:
-    """The spec's datamodule, set up, with `batch_size: full` resolved to the train split's size."""
+def datamodule(spec: StudySpec, fold: int = 0) -> ArrayDataModule:
+    """The spec's datamodule (of fold `fold` under k-fold), set up, with `batch_size: full`
+    resolved to the train split's size."""
     full_batch = spec.train.batch_size == "full"
     dm = ArrayDataModule(
         dataset=spec.data.dataset,
@@ -44,6 +46,8 @@ def datamodule(spec: StudySpec) -> ArrayDataModule:
         seed=spec.seed,
         # One Lightning batch per epoch and split; the module steps once per mini-batch in it.
         steps_per_batch=None,
+        leak=spec.data.leak,
+        fold=fold,
     )
     dm.setup()
     if full_batch:
@@ -51,9 +55,9 @@ def datamodule(spec: StudySpec) -> ArrayDataModule:
     return dm
 
 
-def build(spec: StudySpec) -> tuple[ArrayDataModule, SupervisedModule]:
-    """The datamodule and LightningModule a resolved spec describes."""
-    dm = datamodule(spec)
+def build(spec: StudySpec, fold: int = 0) -> tuple[ArrayDataModule, SupervisedModule]:
+    """The datamodule and LightningModule a resolved spec describes (for fold `fold` of k-fold)."""
+    dm = datamodule(spec, fold)
     net = build_network(spec.model, dm.shape)
     module = SupervisedModule(
         net,
@@ -94,6 +98,7 @@ class EpochReporter(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         metrics: dict[str, Any] = {"epoch": epoch, **pl_module.epoch_metrics()}  # type: ignore[operator]
+        metrics.update(data_metrics(trainer, pl_module))  # per-regime val scores, outlier counts
         for key in ("train/loss", "val/loss"):
             if key in metrics and not math.isfinite(metrics[key]):
                 raise NonFiniteLossError(f"{key} became {metrics[key]} at epoch {epoch}")
@@ -171,6 +176,10 @@ def fit_trial(
     # Pin the thread count to the trial's CPUs: oversubscribed cores slow every trial, and a
     # fixed count keeps floating-point reductions identical for `harness reproduce`.
     torch.set_num_threads(max(1, int(spec.resources.cpus_per_trial)))
+    if spec.data.split.kind == "kfold":  # one model per fold; returns fold 0's
+        from harness.folds import fit_folds
+
+        return fit_folds(spec, sink, resume_from=resume_from, stop_after=stop_after, accelerator=accelerator)[0]
     dm, module = build(spec)
     callbacks: list[L.Callback] = [EpochReporter(spec.seed, sink, stop_after)]
     if spec.train.early_stopping.patience is not None:
@@ -185,10 +194,14 @@ def fit_trial(
 def evaluate_checkpoint(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
     """Score a trained trial on the sealed test split: the one place the test split is read."""
     torch.set_num_threads(max(1, int(spec.resources.cpus_per_trial)))
+    if spec.data.split.kind == "kfold":  # every fold's model, mean and std
+        from harness.folds import evaluate_folds
+
+        return evaluate_folds(spec, checkpoint)
     dm, module = build(spec)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     module.load_state_dict(state["state_dict"])
-    return module.evaluate(dm.test_dataloader())
+    return {**module.evaluate(dm.test_dataloader()), **regime_metrics(module, dm, "test")}
 
 
 # --- Ray Tune side -----------------------------------------------------------------------

