@@ -99,6 +99,7 @@ def expected_trials(spec: StudySpec) -> int:
 
 def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, progress: bool) -> Any:
     from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from harness.callbacks import MlflowTrialCallback, ProgressCallback
 
@@ -117,16 +118,19 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
         # Trials queued but never started when the budget ends have no results; reading the
         # study back would warn once per such trial.
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    search_alg = searcher.build(spec)
+    # A BasicVariantGenerator caps concurrency itself; Ray would ignore the Tuner's cap and warn.
+    concurrency = None if isinstance(search_alg, BasicVariantGenerator) else spec.search.max_concurrent_trials
     return tune.Tuner(
         make_trainable(spec),
         param_space=to_tune_space(spec.search.space, as_grid=searcher.grid),
         tune_config=tune.TuneConfig(
             metric=spec.search.metric,
             mode=spec.search.mode,
-            search_alg=searcher.build(spec),
+            search_alg=search_alg,
             scheduler=SCHEDULERS.get(scheduler_name)(spec),
             num_samples=1 if searcher.grid else spec.search.num_trials,
-            max_concurrent_trials=spec.search.max_concurrent_trials,
+            max_concurrent_trials=concurrency,
             trial_dirname_creator=trial_dirname,
             # A new worker per trial re-imports torch and Lightning (seconds each); reusing
             # workers is safe because every trial reseeds and rebuilds everything it uses.

@@ -10,6 +10,7 @@ import math
 from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
+
 from lightning_modules.config import Config
 
 
@@ -64,7 +65,7 @@ class Uniform(Config):
     uniform: tuple[float, float]
 
     @model_validator(mode="after")
-    def _range(self) -> "Uniform":
+    def _range(self) -> Uniform:
         _check_range(*self.uniform, log=False)
         return self
 
@@ -79,7 +80,7 @@ class LogUniform(Config):
     loguniform: tuple[float, float]
 
     @model_validator(mode="after")
-    def _range(self) -> "LogUniform":
+    def _range(self) -> LogUniform:
         _check_range(*self.loguniform, log=True)
         return self
 
@@ -96,7 +97,7 @@ class RandInt(Config):
     randint: tuple[int, int]
 
     @model_validator(mode="after")
-    def _range(self) -> "RandInt":
+    def _range(self) -> RandInt:
         _check_range(*self.randint, log=False)
         return self
 
@@ -113,7 +114,7 @@ class QUniform(Config):
     quniform: tuple[float, float, float]
 
     @model_validator(mode="after")
-    def _range(self) -> "QUniform":
+    def _range(self) -> QUniform:
         low, high, q = self.quniform
         _check_range(low, high, log=False)
         _check_quantized(low, high, q)
@@ -133,7 +134,7 @@ class QLogUniform(Config):
     qloguniform: tuple[float, float, float]
 
     @model_validator(mode="after")
-    def _range(self) -> "QLogUniform":
+    def _range(self) -> QLogUniform:
         low, high, q = self.qloguniform
         _check_range(low, high, log=True)
         _check_quantized(low, high, q)

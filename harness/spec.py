@@ -96,7 +96,7 @@ class DataSpec(Config):
         return [{"name": step} if isinstance(step, str) else step for step in steps] if isinstance(steps, list) else steps
 
     @model_validator(mode="after")
-    def _fits_the_dataset(self) -> "DataSpec":
+    def _fits_the_dataset(self) -> DataSpec:
         """Regime columns and step data kinds the dataset has (known without loading it)."""
         name = self.dataset.name  # type: ignore[attr-defined]
         entry = DATASETS.get(name)
@@ -143,12 +143,12 @@ class TrainSpec(Config):
         return value
 
     @model_validator(mode="after")
-    def _schedule_fits(self) -> "TrainSpec":
+    def _schedule_fits(self) -> TrainSpec:
         self.schedule.check_fits(self.max_epochs)
         return self
 
 
-def train_problems(spec: "StudySpec") -> list[str]:
+def train_problems(spec: StudySpec) -> list[str]:
     """What only the data can tell: a batch size larger than the train split (also among the
     searched values), label smoothing on a regression task. Loads the dataset once."""
     if spec.objective is not None:
@@ -235,7 +235,7 @@ class StudySpec(Config):
     resources: ResourcesSpec = ResourcesSpec()
 
     @model_validator(mode="after")
-    def _model_reads_the_data(self) -> "StudySpec":
+    def _model_reads_the_data(self) -> StudySpec:
         if self.objective is not None:
             return self
         data_kind = DATASETS.get(self.data.dataset.name).kind
@@ -265,7 +265,7 @@ class StudySpec(Config):
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def with_values(self, values: dict[str, Any]) -> "StudySpec":
+    def with_values(self, values: dict[str, Any]) -> StudySpec:
         """The spec with dotted-path values set (a trial's sampled configuration)."""
         raw = self.to_dict()
         for path, value in values.items():

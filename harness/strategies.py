@@ -92,8 +92,9 @@ def _codec(spec: StudySpec) -> Any:
 def _basic_variants(spec: StudySpec) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    # Seeded: the same spec and seed give the same sequence of configurations.
-    return BasicVariantGenerator(random_state=spec.seed)
+    # Seeded: the same spec and seed give the same sequence of configurations. Ray Tune
+    # applies `max_concurrent_trials` only to Searchers; this generator takes its own cap.
+    return BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.search.max_concurrent_trials or 0)
 
 
 SEARCHERS.register("random")(SearcherEntry(build=_basic_variants, summary="seeded random sampling"))

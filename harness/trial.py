@@ -9,8 +9,9 @@ import logging
 import math
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import lightning as L
 import torch

@@ -36,8 +36,8 @@ def start_node(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 def alive_nodes(address: str, env: dict[str, str]) -> int:
     probe = (
-        "import ray; ray.init(address=%r, logging_level='ERROR'); "
-        "print(sum(n['Alive'] for n in ray.nodes()))" % address
+        f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
     )
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
@@ -72,7 +72,7 @@ def two_node_cluster() -> Iterator[tuple[str, dict[str, str]]]:
         for proc in reversed(procs):
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+                proc.wait(timeout=10)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)

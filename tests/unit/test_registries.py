@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.strategies import SCHEDULERS, SEARCHERS, STRATEGIES, resolve_strategy
 from harness.spec import spec_from_dict
+from harness.strategies import SCHEDULERS, SEARCHERS, STRATEGIES, resolve_strategy
 from lightning_modules.data import DATASETS, PREPROCESSORS, SPLITS
 from lightning_modules.models import MODELS
 from lightning_modules.optim import OPTIMIZERS, SCHEDULES
