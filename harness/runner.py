@@ -180,7 +180,8 @@ def run_study(
     with _closed_on_interrupt(study):
         tuner = build_tuner(spec, study, storage, name, progress)
         results = tuner.fit()
-    return finalize(spec, study, path, results)
+    with _closed_on_interrupt(study):  # a Ctrl-C while reconciling: `harness resume` finishes it
+        return finalize(spec, study, path, results)
 
 
 def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcome:
@@ -204,7 +205,8 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
             str(path), trainable=make_trainable(spec), resume_unfinished=True, resume_errored=False
         )
         results = tuner.fit()
-    return finalize(spec, study, path, results)
+    with _closed_on_interrupt(study):
+        return finalize(spec, study, path, results)
 
 
 @contextmanager
