@@ -2,6 +2,7 @@
 baseline on one budget, and the compute each strategy needs to reach the baseline's result.
 
     python benchmarks/strategy_regret.py COMPARISON.yaml [--strategies S ...] [--seeds N ...] [--grid-levels K]
+                                         [--set study.path=value ...] [--home DIR]
     python benchmarks/strategy_regret.py COMPARISON.yaml --report
 
 COMPARISON.yaml is a `harness compare` file (docs/compare.md): the base study, strategies,
@@ -17,6 +18,9 @@ A trial's result counts when it became known: its last reported value at the tim
 report (the timestamp MLflow recorded for it), and the budget spent then is the trials and
 epochs of every trial whose result was known by then.
 
+`--set search.max_concurrent_trials=1` changes the base study (a variant of the comparison:
+give it its own `--home`, and the same `--set` to `--report`).
+
 `--grid-levels K` adds the `grid` searcher on a grid of K evenly spaced values per searched
 range (the centres of K equal bins). A comparison cannot list `grid` over continuous ranges,
 and the grid ignores the seed, so it runs once (seed of the first execution) and the report
@@ -31,9 +35,12 @@ as a fraction of the baseline's epochs (the budget), over the seeds that reached
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -108,7 +115,9 @@ def trial_rows(client: Any, study_run_id: str, metric: str) -> list[dict[str, An
     return rows
 
 
-def run_execution(comparison: Any, strategy: str, seed: int, levels: int, out: Path) -> None:
+def run_execution(comparison: Any, strategy: str, seed: int, levels: int, out: Path, limit_s: float) -> None:
+    """Run one execution and save its trials; one that passes `limit_s` is stopped (as by
+    Ctrl-C) and not saved, so that the next call runs it again."""
     from mlflow.tracking import MlflowClient
 
     from harness.paths import default_tracking_uri
@@ -116,8 +125,20 @@ def run_execution(comparison: Any, strategy: str, seed: int, levels: int, out: P
 
     spec = study_for(comparison, strategy, seed, levels)
     start = time.perf_counter()
-    outcome = run_study(spec, progress=False, run_tags={"strategy": strategy})
+    # Ray Tune stops cleanly on SIGINT; a timer sends one to this process if the study hangs
+    # (Ray's synchronous HyperBand can wait forever on trials it paused).
+    watchdog = threading.Timer(limit_s, os.kill, (os.getpid(), signal.SIGINT))
+    watchdog.start()
+    try:
+        outcome = run_study(spec, progress=False, run_tags={"strategy": strategy})
+    except KeyboardInterrupt:
+        outcome = None
+    finally:
+        watchdog.cancel()
     wall = time.perf_counter() - start
+    if outcome is None or wall >= limit_s:
+        print(f"  {strategy} seed {seed}: stopped after {wall:.0f} s (limit {limit_s:g} s); not saved", flush=True)
+        return
     rows = trial_rows(MlflowClient(default_tracking_uri()), outcome.study.parent_run_id, spec.search.metric)
     record = {
         "strategy": strategy,
@@ -263,19 +284,42 @@ def within_budget_frame(trials: pd.DataFrame, axis: str, limit: float) -> pd.Dat
     return within_budget(trials, axis, limit)
 
 
+def with_overrides(comparison: Any, overrides: list[str]) -> Any:
+    """The comparison with `path=value` set in its base study (values read as YAML)."""
+    from harness.compare import comparison_problems
+    from harness.errors import SpecError
+    from harness.spec import parse_override
+
+    study = copy.deepcopy(comparison.base_study())
+    for text in overrides:
+        path, value = parse_override(text)
+        node = study
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    changed = comparison.model_copy(update={"study": study})
+    problems = comparison_problems(changed)
+    if problems:
+        raise SpecError("\n".join(problems))
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("comparison", help="a harness compare file, e.g. studies/compare_hartmann.yaml")
     parser.add_argument("--strategies", nargs="*", help="run only these (default: all, plus grid with --grid-levels)")
     parser.add_argument("--seeds", nargs="*", type=int, help="run only these seeds (default: the comparison's)")
     parser.add_argument("--grid-levels", type=int, default=0, help="add the grid searcher, K values per range")
+    parser.add_argument("--set", nargs="*", default=[], metavar="PATH=VALUE", help="override the base study")
     parser.add_argument("--home", help="HARNESS_HOME for the executions (default: harness-runs/bench-NAME)")
+    parser.add_argument("--limit-s", type=float, default=300.0, help="stop an execution that runs longer")
     parser.add_argument("--report", action="store_true", help="only report what is saved")
     args = parser.parse_args()
 
     from harness.compare import load_comparison
 
-    comparison = load_comparison(args.comparison)
+    comparison = with_overrides(load_comparison(args.comparison), args.set)
     home = Path(args.home or ROOT / "harness-runs" / f"bench-{comparison.name}").resolve()
     os.environ["HARNESS_HOME"] = str(home)
     folder = home / "executions"
@@ -290,7 +334,7 @@ def main() -> None:
             out = folder / f"{strategy}-seed{seed}.json"
             if out.exists():
                 continue
-            run_execution(comparison, strategy, seed, args.grid_levels, out)
+            run_execution(comparison, strategy, seed, args.grid_levels, out, args.limit_s)
     print(f"saved under {folder}", file=sys.stderr)
 
 
