@@ -77,6 +77,32 @@ class MlflowTrialCallback(Callback):
             self.runs.log_weight_histogram(trial.trial_id, trial.config, histogram)
 
 
+ENDED_FILE = "ended_trials.json"
+
+
+class EndedTrialsCallback(Callback):
+    """Writes which trials had ended when the tuning loop stopped, into the study folder.
+
+    Ray Tune's final saved state can be stale: a trial that a scheduler stops while it is
+    PAUSED (Hyperband, BOHB, PBT) stays PAUSED there although it ended. Its in-memory state is
+    no help after a Ctrl-C either, since Tune then stops the running trials, which marks them
+    TERMINATED. The state at the end of the last loop step tells the two apart.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.ended: list[str] = []
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        self.ended = [t.trial_id for t in trials if t.is_finished()]
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        if self.folder.is_dir():
+            partial = self.folder / f".{ENDED_FILE}.tmp"
+            partial.write_text(json.dumps(self.ended))
+            partial.replace(self.folder / ENDED_FILE)
+
+
 class ProgressCallback(Callback):
     """Trials done / running / stopped early / failed and the best value so far.
 

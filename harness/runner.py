@@ -101,11 +101,14 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from harness.callbacks import MlflowTrialCallback, ProgressCallback
+    from harness.callbacks import EndedTrialsCallback, MlflowTrialCallback, ProgressCallback
 
     searcher_name, scheduler_name = resolve_strategy(spec)
     searcher = SEARCHERS.get(searcher_name)
-    callbacks: list[Any] = [MlflowTrialCallback(ChildRuns(study, spec.to_dict(), scheduler_name))]
+    callbacks: list[Any] = [
+        MlflowTrialCallback(ChildRuns(study, spec.to_dict(), scheduler_name)),
+        EndedTrialsCallback(storage / name),
+    ]
     if progress:
         callbacks.append(
             ProgressCallback(spec.search.metric, spec.search.mode, max_epochs_bound(spec), expected_trials(spec))
@@ -314,15 +317,25 @@ def _ended_trials(path: Path, trials: list[Any]) -> set[str]:
 
     After a Ctrl-C, Ray Tune saves the study's state and then stops the running trials, which
     marks them TERMINATED in memory; the saved state still says which ones had really ended.
+    The saved state misses trials a scheduler stopped while they were paused, which the list
+    written at the end of the tuning loop (`EndedTrialsCallback`) holds.
     """
     from ray.tune import ExperimentAnalysis
+
+    from harness.callbacks import ENDED_FILE
 
     try:
         saved = {t.trial_id: t.status for t in ExperimentAnalysis(str(path)).trials}
     except Exception:  # no readable saved state: trust what Ray holds in memory
         saved = {}
+    try:
+        at_loop_end = set(json.loads((path / ENDED_FILE).read_text()))
+    except (OSError, ValueError):
+        at_loop_end = set()
     return {
-        t.trial_id for t in trials if saved.get(t.trial_id, t.status) in ("TERMINATED", "ERROR")
+        t.trial_id
+        for t in trials
+        if saved.get(t.trial_id, t.status) in ("TERMINATED", "ERROR") or t.trial_id in at_loop_end
     }
 
 
