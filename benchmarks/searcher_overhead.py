@@ -19,6 +19,10 @@ processes hold the cores. After `--trials`, the GP searcher goes on alone to `--
 GP fit (`optuna._gp.gp.fit_kernel_params`: kernel hyperparameters by marginal likelihood, a
 Cholesky factorization of the n x n kernel matrix per step) and the acquisition optimization
 (`GPSampler._optimize_acqf`: 2048 quasi-random candidates and 10 local searches on log EI).
+
+`gp-sequential` is the same GP searcher with its local searches run one after another, as
+Optuna runs them when the `greenlet` package is missing (it batches them with greenlet
+otherwise): the cost of leaving that dependency out, measured side by side.
 """
 
 from __future__ import annotations
@@ -65,6 +69,32 @@ def study(searcher: str, trials: int, seed: int) -> StudySpec:
             },
         }
     )
+
+
+SEQUENTIAL_GP = "gp-sequential"
+
+
+class _NoGreenlet:
+    """Stands in for Optuna's record of a successful greenlet import."""
+
+    def is_successful(self) -> bool:
+        return False
+
+
+def _sequential_lbfgsb(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` with Optuna's acquisition local searches run sequentially (as without greenlet)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from optuna._gp import batched_lbfgsb
+
+        saved = batched_lbfgsb._greenlet_imports
+        batched_lbfgsb._greenlet_imports = _NoGreenlet()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            batched_lbfgsb._greenlet_imports = saved
+
+    return wrapper
 
 
 def _noop(config: dict) -> None:
@@ -134,6 +164,10 @@ def driver(name: str, trials: int, seed: int) -> Driver:
     """A fresh searcher built through the registry, as the runner builds it."""
     from ray.tune.experiment import Experiment
     from ray.tune.search import Searcher
+
+    if name == SEQUENTIAL_GP:
+        gp = driver("gp", trials, seed)
+        return Driver(SEQUENTIAL_GP, _sequential_lbfgsb(gp.ask), gp.tell, trials)
 
     spec = study(name, trials, seed)
     entry = SEARCHERS.get(name)
@@ -243,7 +277,9 @@ def main() -> None:
     parser.add_argument("--gp-trials", type=int, default=1000, help="the GP searcher goes on alone to this many")
     parser.add_argument("--budget-s", type=float, default=300.0, help="stop a searcher after this many seconds")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--searchers", nargs="*", default=None, help="default: every registered searcher")
+    parser.add_argument(
+        "--searchers", nargs="*", default=None, help=f"default: every registered searcher and {SEQUENTIAL_GP}"
+    )
     args = parser.parse_args()
 
     import optuna
@@ -252,7 +288,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")  # BOHB's KDE and Optuna's experimental flags; not what is measured
-    names = args.searchers or SEARCHERS.names()
+    names = args.searchers or [*SEARCHERS.names(), SEQUENTIAL_GP]
     time_gp_parts()
     start = time.perf_counter()
     drivers = run(names, args.trials, args.gp_trials, args.budget_s, args.seed)
