@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,63 @@ class MlflowTrialCallback(Callback):
         histogram = final_weight_histogram(trial)
         if histogram is not None:
             self.runs.log_weight_histogram(trial.trial_id, trial.config, histogram)
+
+
+class SchedulerStateCallback(Callback):
+    """Saves the trial scheduler's bookkeeping (ASHA's rung records) with each save of the
+    experiment's state, and restores it when `harness resume` restores the experiment.
+
+    Ray Tune saves and restores the searcher's state but not the scheduler's, so a resumed
+    ASHA study would otherwise start with empty rungs and judge the trials that continue
+    against each other only. Ray restores callback state before it requeues the trials, and
+    the callback and the scheduler are pickled together with the Tuner, so the scheduler this
+    callback holds after a restore is the one Ray Tune runs.
+    """
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict[str, Any] | None:
+        return {"scheduler": dict(vars(self.scheduler))}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        vars(self.scheduler).update(state["scheduler"])
+
+
+class CheckpointPruner(Callback):
+    """Deletes a trial's older checkpoints once no saved experiment state can name them.
+
+    Ray Tune's own `num_to_keep` deletes a trial's previous checkpoint as soon as a new one
+    arrives and saves the experiment state (which names the checkpoint each trial resumes
+    from) only at the end of that loop step, then copies it to storage in the background: a
+    driver killed in between leaves a state naming a deleted checkpoint, and that trial fails
+    on resume. Here a checkpoint is deleted only when it is older than the one every trial had
+    `LAG` saves ago (`get_state` runs inside every save, after the trial states are written),
+    so the state on storage, whichever of the recent saves it is, names a kept checkpoint.
+    """
+
+    LAG = 2
+
+    def __init__(self) -> None:
+        self.latest: dict[str, str] = {}
+        self.saves: list[dict[str, str]] = []
+
+    def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any) -> None:
+        self.latest[trial.trial_id] = checkpoint.path
+
+    def get_state(self) -> None:
+        self.saves.append(dict(self.latest))
+        if len(self.saves) > self.LAG:
+            for path in self.saves.pop(0).values():
+                delete_older_checkpoints(Path(path))
+        return None  # nothing to save: after a restore, pruning starts again from new saves
+
+
+def delete_older_checkpoints(keep: Path) -> None:
+    """Delete the checkpoints of `keep`'s trial that Ray Tune wrote before `keep`."""
+    for path in keep.parent.glob("checkpoint_*"):
+        if path.name < keep.name and path.is_dir():  # Ray numbers them with zero padding
+            shutil.rmtree(path, ignore_errors=True)
 
 
 ENDED_FILE = "ended_trials.json"

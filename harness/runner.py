@@ -101,7 +101,13 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from harness.callbacks import EndedTrialsCallback, MlflowTrialCallback, ProgressCallback
+    from harness.callbacks import (
+        CheckpointPruner,
+        EndedTrialsCallback,
+        MlflowTrialCallback,
+        ProgressCallback,
+        SchedulerStateCallback,
+    )
 
     searcher_name, scheduler_name = resolve_strategy(spec)
     searcher = SEARCHERS.get(searcher_name)
@@ -122,6 +128,12 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
         # study back would warn once per such trial.
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     search_alg = searcher.build(spec)
+    scheduler_entry = SCHEDULERS.get(scheduler_name)
+    scheduler = scheduler_entry(spec)
+    if scheduler_entry.resumable:
+        callbacks.append(SchedulerStateCallback(scheduler))
+    if scheduler_entry.checkpoints_to_keep is not None:
+        callbacks.append(CheckpointPruner())  # in place of Ray's num_to_keep (see its docstring)
     # A BasicVariantGenerator caps concurrency itself; Ray would ignore the Tuner's cap and warn.
     concurrency = None if isinstance(search_alg, BasicVariantGenerator) else spec.search.max_concurrent_trials
     return tune.Tuner(
@@ -131,7 +143,7 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
             metric=spec.search.metric,
             mode=spec.search.mode,
             search_alg=search_alg,
-            scheduler=SCHEDULERS.get(scheduler_name)(spec),
+            scheduler=scheduler,
             num_samples=1 if searcher.grid else spec.search.num_trials,
             max_concurrent_trials=concurrency,
             trial_dirname_creator=trial_dirname,
@@ -144,7 +156,7 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
             storage_path=str(storage),
             callbacks=callbacks,
             stop=budget,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=SCHEDULERS.get(scheduler_name).checkpoints_to_keep),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=0),
             verbose=0,
         ),
@@ -261,6 +273,15 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
         else:
             runs.suspend(trial.trial_id, "driver interrupted; `harness resume` continues this trial")
     runs.close_orphans({t.trial_id for t in all_trials})
+    if not interrupted and SCHEDULERS.get(scheduler_name).checkpoints_to_keep is not None:
+        # Ray Tune saved the final state (waiting for it to reach storage) before `fit`
+        # returned, naming each trial's newest checkpoint: the older ones can go. (After a
+        # Ctrl-C, a trial being stopped may still checkpoint after that save: not then.)
+        from harness.callbacks import delete_older_checkpoints
+
+        for trial in all_trials:
+            if trial.checkpoint is not None:
+                delete_older_checkpoints(Path(trial.checkpoint.path))
 
     statuses = runs.statuses()
     counts = {

@@ -46,7 +46,10 @@ class SchedulerEntry:
 
     `searchers`: the only searchers it works with, if limited; `stops_early`: it stops trials
     between epochs, so trials need several; `uses_grace_period`: it never stops a trial
-    before `search.grace_period` epochs; `checkpoints_to_keep`: per trial (None: all);
+    before `search.grace_period` epochs; `checkpoints_to_keep`: per trial, 1 (the newest a
+    saved experiment state can name, and newer) or None (all);
+    `resumable`: its bookkeeping is keyed by trial id, so the harness saves it with the
+    experiment and `harness resume` restores it (Ray Tune does neither for any scheduler);
     `check`: further problems.
     """
 
@@ -55,6 +58,7 @@ class SchedulerEntry:
     stops_early: bool = False
     uses_grace_period: bool = False
     checkpoints_to_keep: int | None = 1
+    resumable: bool = False
     check: Check = _no_problems
     summary: str = ""
 
@@ -263,7 +267,9 @@ def _pbt_problems(spec: StudySpec) -> list[str]:
 
 SCHEDULERS.register("fifo")(SchedulerEntry(build=_fifo, summary="runs every trial to the end"))
 SCHEDULERS.register("asha")(
-    SchedulerEntry(build=_asha, stops_early=True, uses_grace_period=True, summary="asynchronous successive halving")
+    SchedulerEntry(
+        build=_asha, stops_early=True, uses_grace_period=True, resumable=True, summary="asynchronous successive halving"
+    )
 )
 SCHEDULERS.register("hyperband")(SchedulerEntry(build=_hyperband, stops_early=True, summary="HyperBand brackets"))
 SCHEDULERS.register("median")(

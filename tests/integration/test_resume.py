@@ -78,6 +78,9 @@ def assert_complete(client: MlflowClient, name: str, storage: Path) -> None:
     ray_trials = {t.trial_id: t for t in analysis.trials}
     assert len(ray_trials) == NUM_TRIALS
     assert all(t.status == "TERMINATED" for t in ray_trials.values())
+    # A finished study keeps each trial's newest checkpoint only.
+    for trial in ray_trials.values():
+        assert [p.name for p in Path(trial.path).glob("checkpoint_*")] == [Path(trial.checkpoint.path).name]
 
     (parent,), trials = child_runs(client, name)
     assert parent.info.status == "FINISHED"
@@ -151,3 +154,84 @@ def test_sigint_stops_cleanly_then_resumes(mlflow_server: str, tmp_path: Path) -
     result = run_cli("resume", str(experiment_folder(storage)), env={"HARNESS_HOME": str(home)}, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert_complete(client, name, storage)
+
+
+def saved_trial_statuses(folder: Path) -> dict[str, str]:
+    """Trial id -> status in the newest experiment state Ray Tune saved in `folder`."""
+    import json
+
+    states = sorted(folder.glob("experiment_state-*.json"))
+    if not states:
+        return {}
+    try:
+        data = json.loads(states[-1].read_text())
+    except ValueError:  # caught while being written
+        return {}
+    statuses = {}
+    for entry in data["trial_data"]:
+        trial = json.loads(entry[0] if isinstance(entry, list) else entry)
+        statuses[trial["trial_id"]] = trial["status"]
+    return statuses
+
+
+def asha_records(folder: Path) -> dict[str, float]:
+    """trial id (at its milestone) -> value, over every rung in the newest saved ASHA state."""
+    import pickle
+
+    (state_file,) = sorted(folder.glob("callback-states-*.pkl"))[-1:]
+    state = pickle.loads(state_file.read_bytes())
+    (scheduler,) = [s["scheduler"] for s in state.values() if s and "scheduler" in s]
+    return {
+        f"{trial_id}@{milestone}": value
+        for bracket in scheduler["_brackets"]
+        for milestone, recorded in bracket._rungs
+        for trial_id, value in recorded.items()
+    }
+
+
+def test_asha_rungs_survive_a_resume(mlflow_server: str, tmp_path: Path) -> None:
+    # Ray Tune restores the searcher but not the scheduler; the harness saves ASHA's rung
+    # records with the experiment state and restores them, so trials that continue after a
+    # resume are judged against every trial, including those that ended before the driver died.
+    name = "resume-asha"
+    spec = {**SLOW_STUDY, "name": name}
+    spec["search"] = {**SLOW_STUDY["search"], "strategy": "asha", "grace_period": 1, "reduction_factor": 2}
+    study = write_study(tmp_path, spec)
+    storage, home = tmp_path / "ray", tmp_path / "home"
+    client = MlflowClient(mlflow_server)
+    proc = start_driver(study, mlflow_server, storage, home)
+    try:
+        wait_until_mid_study(client, name, proc)
+        # ... and until Ray saved a state in which a trial had ended, with the rungs beside it.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            folder = experiment_folder(storage)
+            ended = {t for t, s in saved_trial_statuses(folder).items() if s == "TERMINATED"}
+            if ended and list(folder.glob("callback-states-*.pkl")):
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        time.sleep(3)
+    finally:
+        kill_session(proc)
+
+    folder = experiment_folder(storage)
+    ended_before = {t for t, s in saved_trial_statuses(folder).items() if s == "TERMINATED"}
+    assert ended_before, "no trial had ended in Ray's saved state before the kill"
+    before = asha_records(folder)
+    assert {key.split("@")[0] for key in before} >= ended_before
+    started_before = set(saved_trial_statuses(folder))
+
+    result = run_cli("resume", str(folder), env={"HARNESS_HOME": str(home)}, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    after = asha_records(folder)
+    # Trials that had ended are not run again, so their records can only come from the restore.
+    for key, value in before.items():
+        if key.split("@")[0] in ended_before:
+            assert after[key] == value
+    # And the restored scheduler is the one Ray Tune ran: it recorded the trials started later.
+    started_after = {key.split("@")[0] for key in after} - started_before
+    assert started_after, "no trial started after the resume reached a rung"
+    (parent,), trials = child_runs(client, name)
+    assert parent.info.status == "FINISHED" and len(trials) >= NUM_TRIALS

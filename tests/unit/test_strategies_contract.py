@@ -285,3 +285,33 @@ def test_a_restored_training_trial_takes_the_mutated_optimizer_settings():
     module = fit_trial(mutated, sink, resume_from=folder / "epoch1.ckpt")
     assert math.isclose(lrs[2], 5 * plain[2], rel_tol=1e-9)  # same point of the schedule, new base LR
     assert module.trainer.optimizers[0].param_groups[0]["momentum"] == 0.9
+
+
+def test_checkpoint_pruner_keeps_what_a_recent_saved_state_can_name(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.callbacks import CheckpointPruner
+
+    trial_dir = tmp_path / "trial-a"
+    pruner = CheckpointPruner()
+    trial = SimpleNamespace(trial_id="a")
+
+    def checkpoint(index: int) -> None:
+        path = trial_dir / f"checkpoint_{index:06d}"
+        path.mkdir(parents=True)
+        pruner.on_checkpoint(iteration=index, trials=[trial], trial=trial, checkpoint=SimpleNamespace(path=str(path)))
+
+    def kept() -> list[int]:
+        return sorted(int(p.name.split("_")[1]) for p in trial_dir.glob("checkpoint_*"))
+
+    checkpoint(0)
+    pruner.get_state()  # a save naming 0
+    checkpoint(1)
+    checkpoint(2)
+    pruner.get_state()  # a save naming 2
+    assert kept() == [0, 1, 2]  # the state on storage may still be the one naming 0
+    checkpoint(3)
+    pruner.get_state()  # a save naming 3: the one naming 0 is two saves back
+    assert kept() == [0, 1, 2, 3]
+    pruner.get_state()  # a save naming 3 again: the one naming 2 is two saves back
+    assert kept() == [2, 3]
