@@ -47,13 +47,15 @@ def start_driver(study: Path, uri: str, storage: Path, home: Path) -> subprocess
 
 
 def wait_until_mid_study(client: MlflowClient, name: str, proc: subprocess.Popen, timeout: float = 300) -> None:
-    """Until at least one trial finished and another is running."""
+    """Until at least one trial finished and another is running with two or more epochs to go
+    (one about to finish could end before the signal lands, leaving nothing mid-trial)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"driver ended early:\n{proc.stdout.read() if proc.stdout else ''}"
         _, trials = child_runs(client, name)
-        statuses = [r.info.status for r in trials]
-        if statuses.count("FINISHED") >= 1 and "RUNNING" in statuses:
+        finished = [r for r in trials if r.info.status == "FINISHED"]
+        early = [r for r in trials if r.info.status == "RUNNING" and r.data.metrics.get("epoch", 0) <= EPOCHS - 2]
+        if finished and early:
             return
         time.sleep(0.5)
     raise AssertionError("the study never got mid-way")
