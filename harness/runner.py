@@ -132,7 +132,7 @@ def build_tuner(spec: StudySpec, study: StudyRun, storage: Path, name: str, prog
     scheduler = scheduler_entry(spec)
     if scheduler_entry.resumable:
         callbacks.append(SchedulerStateCallback(scheduler))
-    if scheduler_entry.checkpoints_to_keep is not None:
+    if not scheduler_entry.keeps_every_checkpoint:
         callbacks.append(CheckpointPruner())  # in place of Ray's num_to_keep (see its docstring)
     # A BasicVariantGenerator caps concurrency itself; Ray would ignore the Tuner's cap and warn.
     concurrency = None if isinstance(search_alg, BasicVariantGenerator) else spec.search.max_concurrent_trials
@@ -273,7 +273,7 @@ def finalize(spec: StudySpec, study: StudyRun, path: Path, results: Any) -> Stud
         else:
             runs.suspend(trial.trial_id, "driver interrupted; `harness resume` continues this trial")
     runs.close_orphans({t.trial_id for t in all_trials})
-    if not interrupted and SCHEDULERS.get(scheduler_name).checkpoints_to_keep is not None:
+    if not interrupted and not SCHEDULERS.get(scheduler_name).keeps_every_checkpoint:
         # Ray Tune saved the final state (waiting for it to reach storage) before `fit`
         # returned, naming each trial's newest checkpoint: the older ones can go. (After a
         # Ctrl-C, a trial being stopped may still checkpoint after that save: not then.)

@@ -46,8 +46,8 @@ class SchedulerEntry:
 
     `searchers`: the only searchers it works with, if limited; `stops_early`: it stops trials
     between epochs, so trials need several; `uses_grace_period`: it never stops a trial
-    before `search.grace_period` epochs; `checkpoints_to_keep`: per trial, 1 (the newest a
-    saved experiment state can name, and newer) or None (all);
+    before `search.grace_period` epochs; `keeps_every_checkpoint`: a trial's older checkpoints
+    stay (otherwise the harness deletes those no saved experiment state can name);
     `resumable`: its bookkeeping is keyed by trial id, so the harness saves it with the
     experiment and `harness resume` restores it (Ray Tune does neither for any scheduler);
     `check`: further problems.
@@ -57,7 +57,7 @@ class SchedulerEntry:
     searchers: tuple[str, ...] | None = None
     stops_early: bool = False
     uses_grace_period: bool = False
-    checkpoints_to_keep: int | None = 1
+    keeps_every_checkpoint: bool = False
     resumable: bool = False
     check: Check = _no_problems
     summary: str = ""
@@ -288,7 +288,7 @@ SCHEDULERS.register("pbt")(
         build=_pbt,
         searchers=("random",),
         # A trial may exploit another's checkpoint after that trial has saved newer ones.
-        checkpoints_to_keep=None,
+        keeps_every_checkpoint=True,
         check=_pbt_problems,
         summary="Population Based Training, random init",
     )

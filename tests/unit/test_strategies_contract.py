@@ -99,7 +99,7 @@ def fit(spec: StudySpec, storage: Path) -> tuple[Any, Path]:
         run_config=tune.RunConfig(
             name="study",
             storage_path=str(storage),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=SCHEDULERS.get(scheduler_name).checkpoints_to_keep),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if SCHEDULERS.get(scheduler_name).keeps_every_checkpoint else 1),
             verbose=0,
         ),
     )
