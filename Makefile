@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -20,8 +20,15 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/harness run studies/quickstart.yaml
 
+# The layer contracts (pyproject.toml, docs/architecture.md) first: a broken layer fails fast.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# The edit loop: contracts and everything but the end-to-end studies.
+test-fast: install
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check harness lightning_modules dashboards tests benchmarks

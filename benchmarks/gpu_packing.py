@@ -19,7 +19,7 @@ from common import ROOT, machine, markdown_table
 
 
 def study_seconds(spec: object) -> float:
-    from harness.runner import run_study
+    from harness.run.execute import run_study
 
     start = time.perf_counter()
     outcome = run_study(spec, progress=False)  # type: ignore[arg-type]
@@ -28,7 +28,7 @@ def study_seconds(spec: object) -> float:
 
 
 def epochs_per_second(spec: object, accelerator: str) -> float:
-    from harness.trial import fit_trial
+    from harness.trial.training import fit_trial
 
     start = time.perf_counter()
     fit_trial(spec, lambda metrics, trainer: None, accelerator=accelerator)  # type: ignore[arg-type]
@@ -47,7 +47,7 @@ def main() -> None:
         print("no CUDA GPU here: nothing to measure")
         return
     os.environ["HARNESS_HOME"] = tempfile.mkdtemp(prefix="gpu-bench-")
-    from harness.spec import load_spec
+    from harness.study import load_spec
 
     def spec(gpus: float) -> object:
         return load_spec(

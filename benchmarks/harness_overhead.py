@@ -4,7 +4,7 @@ bare `ray.tune.Tuner`, side by side in one process on one local Ray.
     python benchmarks/harness_overhead.py [--quick] [--trials N] [--epochs N] [--repeats N]
 
 The trainable does no training: it reports a few epochs of cheap numbers, so what is timed is
-the machinery around trials. The harness side is `harness.runner.run_study` (what `harness run`
+the machinery around trials. The harness side is `harness.run.execute.run_study` (what `harness run`
 calls) with only `make_trainable` swapped for the trivial trainable: MLflow parent and child
 runs in a local SQLite store, the MLflow and progress callbacks, the state file, `finalize`.
 The trivial trainable saves no checkpoint, so `finalize` skips the test-split evaluation of
@@ -31,7 +31,7 @@ from typing import Any
 from common import ROOT, Lap, Stopwatch, interleaved, machine, markdown_table, median, spread
 
 QUICKSTART = ROOT / "studies" / "quickstart.yaml"
-# Settings `harness.runner.init_ray` puts in the environment for the harness's own Tuner; the
+# Settings `harness.run.cluster.init_ray` puts in the environment for the harness's own Tuner; the
 # bare Tuner runs with Ray's defaults for them.
 HARNESS_ENV = ("TUNE_GLOBAL_CHECKPOINT_S", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S")
 
@@ -75,13 +75,13 @@ def trainable(spec: Any) -> Any:
 def harness_run(spec: Any, parts: list[dict[str, float]]) -> Lap:
     """`run_study` with the trivial trainable; its live view goes to a buffer (the one-line-per-
     trial form it takes when stdout is not a terminal)."""
-    from harness import callbacks, runner
+    from harness.run import callbacks, execute, tuner
 
     timer = Timer()
     patches: list[tuple[Any, str, Any]] = [
-        (runner, "make_trainable", trainable),
-        (runner, "start_study_run", timer.wrap("parent run", runner.start_study_run)),
-        (runner, "finalize", timer.wrap("finalize", runner.finalize)),
+        (tuner, "make_trainable", lambda plan: trainable(plan.spec)),
+        (execute, "start_study_run", timer.wrap("parent run", execute.start_study_run)),
+        (execute, "finalize", timer.wrap("finalize", execute.finalize)),
         (callbacks.ProgressCallback, "on_step_end", timer.wrap("progress", callbacks.ProgressCallback.on_step_end)),
     ]
     for hook in ("on_trial_start", "on_trial_result", "on_trial_complete"):
@@ -94,7 +94,7 @@ def harness_run(spec: Any, parts: list[dict[str, float]]) -> Lap:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             watch = Stopwatch()
-            outcome = runner.run_study(spec, progress=True)
+            outcome = execute.run_study(spec, progress=True)
             lap = watch.lap()
     finally:
         for owner, name, value in originals:
@@ -110,9 +110,9 @@ def bare_run(spec: Any, storage: Path, harness_settings: bool) -> Lap:
     also reuses workers and names trial folders as the harness does, otherwise Ray's defaults."""
     from ray import tune
 
-    from harness.runner import trial_dirname
-    from harness.space import to_tune_space
-    from harness.strategies import SCHEDULERS, SEARCHERS, resolve_strategy
+    from harness.run.tuner import trial_dirname
+    from harness.search import SCHEDULERS, SEARCHERS, resolve_strategy
+    from harness.search.space import to_tune_space
 
     searcher_name, scheduler_name = resolve_strategy(spec)
     searcher = SEARCHERS.get(searcher_name)
@@ -146,7 +146,8 @@ def test_evaluation_seconds(spec: Any, repeats: int) -> float:
     """Median seconds of `finalize`'s one test-split evaluation, on a real quickstart checkpoint."""
     import lightning as L
 
-    from harness.trial import CHECKPOINT_FILE, evaluate_checkpoint, fit_trial
+    from harness.trial.ray_adapter import CHECKPOINT_FILE
+    from harness.trial.training import evaluate_checkpoint, fit_trial
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CHECKPOINT_FILE
@@ -178,8 +179,8 @@ def main() -> None:
     os.environ["HARNESS_HOME"] = str(home)  # a throwaway local SQLite store and Ray folder
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-    from harness.runner import init_ray
-    from harness.spec import load_spec
+    from harness.run.cluster import init_ray
+    from harness.study import load_spec
 
     overrides = {"search.strategy": "random", "search.num_trials": trials, "train.max_epochs": args.epochs}
     spec = load_spec(QUICKSTART, overrides)

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 from common import machine, markdown_table
 
-from harness.benchmark_functions import hartmann6
-from harness.space import to_tune_space
-from harness.spec import StudySpec, spec_from_dict
-from harness.strategies import SEARCHERS
+from harness.objectives.functions import hartmann6
+from harness.search import SEARCHERS
+from harness.search.space import to_tune_space
+from harness.study import StudySpec, spec_from_dict
 
 METRIC = "objective/value"
 UNIT = {f"objective.x{i}": {"uniform": [0.0, 1.0]} for i in range(1, 7)}

@@ -7,7 +7,7 @@ baseline on one budget, and the compute each strategy needs to reach the baselin
 
 COMPARISON.yaml is a `harness compare` file (docs/compare.md): the base study, strategies,
 seeds, budget, baseline. Each (strategy, seed) runs as a study execution through
-`harness.runner.run_study`, derived exactly as `harness compare` derives it, into a local
+`harness.run.execute.run_study`, derived exactly as `harness compare` derives it, into a local
 MLflow store under `--home` (progress off). Its trials are read back from MLflow and saved as
 one JSON file per execution, so that a comparison can be run in parts (`--strategies`,
 `--seeds`) and executions already saved are not run again. `--report` reads every saved
@@ -77,7 +77,7 @@ def grid_study(raw: dict[str, Any], levels: int) -> dict[str, Any]:
 
 def study_for(comparison: Any, strategy: str, seed: int, levels: int) -> Any:
     from harness.compare import derive_study
-    from harness.spec import spec_from_dict
+    from harness.study import spec_from_dict
 
     if strategy != GRID:
         return comparison.study_for(strategy, seed)
@@ -121,7 +121,7 @@ def run_execution(comparison: Any, strategy: str, seed: int, levels: int, out: P
     from mlflow.tracking import MlflowClient
 
     from harness.paths import default_tracking_uri
-    from harness.runner import run_study
+    from harness.run.execute import run_study
 
     spec = study_for(comparison, strategy, seed, levels)
     start = time.perf_counter()
@@ -290,7 +290,7 @@ def with_overrides(comparison: Any, overrides: list[str]) -> Any:
     """The comparison with `path=value` set in its base study (values read as YAML)."""
     from harness.compare import comparison_problems
     from harness.errors import SpecError
-    from harness.spec import parse_override
+    from harness.study import parse_override
 
     study = copy.deepcopy(comparison.base_study())
     for text in overrides:

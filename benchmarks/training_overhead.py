@@ -32,12 +32,14 @@ from common import ROOT, Lap, Stopwatch, interleaved, machine, markdown_table, m
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from harness.spec import StudySpec, load_spec
-from harness.trial import CHECKPOINT_FILE, EpochReporter, epoch_seed, fit_trial, make_trainer, quiet_lightning
+from harness.study import StudySpec, load_spec
+from harness.trial.ray_adapter import CHECKPOINT_FILE
+from harness.trial.training import fit_trial
 from lightning_modules.data import ArrayDataModule
 from lightning_modules.data.datamodule import TensorBatches
 from lightning_modules.models import SupervisedModule, build_network
 from lightning_modules.optim import build_optimizer, build_scheduler
+from lightning_modules.training import EpochReporter, epoch_seed, make_trainer, quiet_lightning
 
 QUICKSTART = ROOT / "studies" / "quickstart.yaml"
 Metrics = dict[str, float]
@@ -257,7 +259,7 @@ def harness_module(
     if reporter is not None:
         cls_reporter = EpochReporter if reporter == "trial" else GlobalSeedReporter
         callbacks.append(cls_reporter(spec.seed, lambda metrics, trainer: None))
-    fitter = lightning_trainer(spec) if trainer == "plain" else make_trainer(spec, callbacks)
+    fitter = lightning_trainer(spec) if trainer == "plain" else make_trainer(spec.train.max_epochs, callbacks)
     fitter.fit(module, datamodule=dm)
     return watch.lap()
 

@@ -22,9 +22,10 @@ from dashboards.statistics import (
     on_grid,
     time_to_target,
 )
+from harness.tracking import contract as c
 
 AXES = ("trials", "epochs", "seconds")
-REGRET_METRIC = "objective/regret"  # what objective studies log: exact, noise-free regret
+REGRET_METRIC = c.OBJECTIVE_REGRET  # what objective studies log: exact, noise-free regret
 COLUMNS = ["strategy", "seed", "study_run_id", "trial_id", "status", "value", "regret", "epochs", "start_ms", "end_ms"]
 
 
@@ -52,26 +53,28 @@ def load_trials(client: MlflowClient, experiment_ids: list[str], comparison_id: 
     studies = {
         run.info.run_id: run
         for run in _search_all(
-            client, experiment_ids, f"tags.comparison_id = '{comparison_id}' and tags.`harness.kind` = 'study'"
+            client,
+            experiment_ids,
+            f"tags.`{c.COMPARISON_ID}` = '{comparison_id}' and tags.`{c.KIND}` = '{c.KIND_STUDY}'",
         )
-        if run.info.status == "FINISHED"
+        if run.info.status == c.FINISHED
     }
     rows = []
     for study in studies.values():
-        trials = _search_all(client, [study.info.experiment_id], f"tags.`mlflow.parentRunId` = '{study.info.run_id}'")
+        trials = _search_all(client, [study.info.experiment_id], f"tags.`{c.PARENT_RUN_ID}` = '{study.info.run_id}'")
         for run in trials:
-            if run.data.tags.get("harness.kind") != "trial" or run.info.end_time is None:
+            if run.data.tags.get(c.KIND) != c.KIND_TRIAL or run.info.end_time is None:
                 continue
-            epochs = int(run.data.metrics.get("epoch", 0))
-            if epochs == 0 and run.info.status == "KILLED":
+            epochs = int(run.data.metrics.get(c.EPOCH, 0))
+            if epochs == 0 and run.info.status == c.KILLED:
                 continue
-            failed = run.info.status == "FAILED"
+            failed = run.info.status == c.FAILED
             rows.append(
                 {
-                    "strategy": study.data.tags["strategy"],
-                    "seed": int(study.data.tags["seed"]),
+                    "strategy": study.data.tags[c.STRATEGY],
+                    "seed": int(study.data.tags[c.SEED]),
                     "study_run_id": study.info.run_id,
-                    "trial_id": run.data.tags.get("trial_id", run.info.run_id),
+                    "trial_id": run.data.tags.get(c.TRIAL_ID, run.info.run_id),
                     "status": run.info.status,
                     "value": np.nan if failed else float(run.data.metrics.get(metric, np.nan)),
                     "regret": np.nan if failed else float(run.data.metrics.get(REGRET_METRIC, np.nan)),

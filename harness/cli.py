@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from harness.spec import parse_override
+    from harness.study import parse_override
 
     values = dict(parse_override(text) for text in args.set or [])
     if args.strategy is not None:
@@ -32,9 +32,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from harness.spec import load_spec
+    from harness.run.preflight import load_study
 
-    return load_spec(args.file, _overrides(args))
+    return load_study(args.file, _overrides(args))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -50,21 +50,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     spec = _load(args)
-    from harness.runner import expected_trials
-    from harness.strategies import resolve_strategy
+    from harness.run.plan import StudyPlan
 
-    searcher, scheduler = resolve_strategy(spec)
+    plan = StudyPlan.of(spec)
     print(
         f"{args.file}: valid study '{spec.name}' (spec hash {spec.spec_hash()}): "
-        f"{expected_trials(spec)} trials, searcher {searcher}, scheduler {scheduler}, "
-        f"{len(spec.search.space)} searched fields"
+        f"{plan.expected_trials} {plan.kind_name} trials, searcher {plan.searcher_name}, "
+        f"scheduler {plan.scheduler_name}, {len(spec.search.space)} searched fields"
     )
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = _load(args)
-    from harness.runner import run_study
+    from harness.run.execute import run_study
 
     def announce(folder: Any) -> None:
         print(f"study folder: {folder}\n(if the driver stops, continue with: harness resume {folder})", flush=True)
@@ -84,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from harness.compare import is_comparison_folder
-    from harness.runner import resume_study
+    from harness.run.execute import resume_study
 
     _stop_on_sigterm()
     if is_comparison_folder(args.path):
@@ -236,7 +235,7 @@ def _fmt(value: Any) -> str:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from harness.paths import default_tracking_uri
-    from harness.reproduce import reproduce_run
+    from harness.run.reproduce import reproduce_run
 
     rows = reproduce_run(args.run_id, args.tracking_uri or default_tracking_uri())
     worst = max(row.diff for row in rows)
@@ -250,7 +249,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     spec = _load(args)
-    from harness.lr_find import LRFindSettings, run_lr_find
+    from harness.run.lr_find import LRFindSettings, run_lr_find
 
     settings = LRFindSettings(min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps)
     outcome = run_lr_find(spec, settings, tracking_uri=args.tracking_uri, out=args.out)
@@ -270,7 +269,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from harness.studies import shipped_studies
+    from harness.study.library import shipped_studies
 
     for path, name, description in shipped_studies():
         print(f"{str(path.relative_to(path.parents[1])):<36} {name:<22} {description}")

@@ -1,6 +1,3 @@
-"""Pure PyTorch + Lightning building blocks: data, models, optimizers, schedules.
-
-Nothing here knows about Ray, MLflow or YAML; each piece can be used alone in a notebook.
-"""
-
-from lightning_modules import data, models, optim  # noqa: F401  (fills the registries)
+"""Pure PyTorch + Lightning building blocks: data, models, regularizers, optimizers, schedules,
+training callbacks. Nothing here knows about Ray, MLflow or YAML; each piece can be used alone
+in a notebook. Each sub-package fills its registries when imported."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, get_args
 
 T = TypeVar("T")
 
@@ -20,16 +20,24 @@ class UnknownEntryError(KeyError):
 
 
 class Registry(Generic[T]):
-    """Maps names to entries; adding an entry is one decorated definition."""
+    """Maps names to entries; every registry is filled the same way, `REGISTRY.register(name)(entry)`
+    (or as a decorator). With a `tag` (the key that selects an entry in a spec section, such as
+    `kind` for models), an entry's `config` must take the registered name as that tag's value,
+    so a spec's tag and the registry cannot drift apart."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, tag: str | None = None) -> None:
+        self.kind, self.tag = kind, tag
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(entry: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if self.tag is not None:
+                field = entry.config.model_fields.get(self.tag)
+                allowed = get_args(field.annotation) if field is not None else ()
+                if name not in allowed:
+                    raise ValueError(f"{self.kind} {name!r}: its config's {self.tag} must admit {name!r} (admits {allowed})")
             self._entries[name] = entry
             return entry
 

@@ -116,7 +116,7 @@ class DatasetEntry:
     shorthand: str | None = None
 
 
-DATASETS: Registry[DatasetEntry] = Registry("dataset")
+DATASETS: Registry[DatasetEntry] = Registry("dataset", tag="name")
 
 
 def dataset_mapping(text: str) -> dict[str, Any]:

@@ -1,5 +1,11 @@
-"""Preprocessing: a registry of typed step configs, each building a scikit-learn compatible
-transformer, and the pipeline that fits every step on the train split alone.
+"""Preprocessing: a registry of typed step configs, each building a step, and the pipeline that
+fits every step on the train split alone and applies it to every split.
+
+One contract for every step (`Step`): it learns from the data it is fitted on (`fit_split`),
+reports what it found on each split before changing anything (`statistics`), and then turns
+each split into its output (`apply`). Feature transforms only override scikit-learn's `fit`
+and `transform`; outlier detectors also count and drop; regime binning labels samples
+instead of changing features. The pipeline treats them all alike.
 
 Steps take arrays in their natural shape ((n, features), (n, time, channels) or (n, channels,
 height, width)) and return arrays of the same kind; signal steps work along the time axis of
@@ -13,7 +19,7 @@ regime steps.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -24,14 +30,47 @@ from lightning_modules.data.datasets import DATA_KINDS, DataKind
 from lightning_modules.registry import Registry
 
 
+@dataclass
+class SplitArrays:
+    """One split's features, targets, regime columns and regime bin labels, kept row-aligned."""
+
+    x: np.ndarray
+    y: np.ndarray
+    regimes: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # regime column -> bin index per sample
+
+    def take(self, rows: np.ndarray) -> SplitArrays:
+        return SplitArrays(
+            self.x[rows], self.y[rows], {k: v[rows] for k, v in self.regimes.items()},
+            {k: v[rows] for k, v in self.groups.items()},
+        )
+
+
 class Step(BaseEstimator, TransformerMixin):
-    """A transformer over arrays in their natural shape; stateless unless it overrides `fit`."""
+    """A preprocessing step over arrays in their natural shape; stateless unless it overrides
+    `fit`. The pipeline calls `fit_split`, then `statistics`, then `apply` on each split."""
 
     def fit(self, x: np.ndarray, y: np.ndarray | None = None) -> Step:
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def fit_split(self, data: SplitArrays) -> Step:
+        """Learn from `data` (the train split; train and val under `leak`)."""
+        return self.fit(data.x)
+
+    def statistics(self, splits: dict[str, SplitArrays]) -> dict[str, float]:
+        """What the fitted step finds in each split before it changes them (counts to log)."""
+        return {}
+
+    def apply(self, split: str, part: SplitArrays) -> SplitArrays:
+        """Split `split` as this step outputs it; the default transforms the features."""
+        return replace(part, x=self.transform(part.x))
+
+    def bin_names(self) -> dict[str, list[str]]:
+        """Regime column -> one name per bin, for a step that labels samples with regime bins."""
+        return {}
 
 
 class StepConfig(Config):
@@ -50,7 +89,7 @@ class StepEntry:
     config: type[StepConfig]
 
 
-PREPROCESSORS: Registry[StepEntry] = Registry("preprocessing step")
+PREPROCESSORS: Registry[StepEntry] = Registry("preprocessing step", tag="name")
 
 
 def register_step(config: type[StepConfig]) -> type[StepConfig]:
@@ -151,22 +190,28 @@ class OutlierStep(Step):
         flag = channels_last(mask, self.kind).any(axis=-1, keepdims=True).astype(np.float32)
         return channels_back(np.concatenate([channels_last(x, self.kind), flag], axis=-1), self.kind)
 
+    def _kept(self, x: np.ndarray) -> np.ndarray:
+        mask = self.outliers(x)
+        return ~mask.reshape(len(mask), -1).any(axis=1)
 
-@dataclass
-class SplitArrays:
-    """One split's features, targets and regime columns, kept row-aligned."""
+    def statistics(self, splits: dict[str, SplitArrays]) -> dict[str, float]:
+        stats = {f"flagged_{name}": float(self.outliers(part.x).sum()) for name, part in splits.items()}
+        if self.action == "drop":
+            stats["dropped_train"] = float((~self._kept(splits["train"].x)).sum())
+        return stats
 
-    x: np.ndarray
-    y: np.ndarray
-    regimes: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def take(self, rows: np.ndarray) -> SplitArrays:
-        return SplitArrays(self.x[rows], self.y[rows], {k: v[rows] for k, v in self.regimes.items()})
+    def apply(self, split: str, part: SplitArrays) -> SplitArrays:
+        if self.action == "drop" and split == "train":  # val and test keep every sample
+            keep = self._kept(part.x)
+            if not keep.any():
+                raise ValueError("dropping outliers would leave no training sample")
+            return part.take(np.flatnonzero(keep))
+        return super().apply(split, part)
 
 
 @dataclass
 class Prepared:
-    """The transformed splits, each split's regime groups, the fitted steps and the outlier counts."""
+    """The transformed splits, each split's regime groups, the fitted steps and their statistics."""
 
     splits: dict[str, SplitArrays]
     groups: dict[str, dict[str, np.ndarray]]  # split -> regime column -> bin index per sample
@@ -185,60 +230,55 @@ def prepare_splits(
 ) -> Prepared:
     """Apply `steps` in order to every split of `splits` (which must hold `train`).
 
-    Each fitted step learns from the train split alone (from train and val when `leak`). Regime
-    binning steps label samples instead of changing `x`; every regime column no step bins gets
-    `default_bins` quantile bins fitted on train. `where(i)` names step i in error messages.
+    Each step learns from the train split alone (from train and val when `leak`), reports its
+    statistics as `data/step<i>_<name>/<key>`, then outputs every split. Every regime column no
+    step bins gets `default_bins` quantile bins fitted on train. `where(i)` names step i in
+    error messages.
     """
-    from lightning_modules.data.regimes import RegimeBins, RegimeBinsConfig
-
     splits = dict(splits)
     per_step = splits["train"].y.ndim == 2
     fitted: list[Step] = []
     stats: dict[str, float] = {}
-    binners: dict[str, RegimeBins] = {}
-    for i, raw in enumerate(steps):
-        cfg = step_config(raw)
-        if isinstance(cfg, RegimeBinsConfig):
-            values = _fit_data({k: s.regimes[cfg.column] for k, s in splits.items()}, leak)
-            binners[cfg.column] = cfg.binner().fit(values)
-            continue
+    names: dict[str, list[str]] = {}
+    configs = [step_config(raw) for raw in steps]
+    binned = {getattr(cfg, "column", None) for cfg in configs}
+    # Regime columns no step bins: labelled by the default binning, after the listed steps.
+    configs += [
+        PREPROCESSORS.get("regime_bins").config(column=column, bins=default_bins)  # type: ignore[call-arg]
+        for column in splits["train"].regimes
+        if column not in binned
+    ]
+    for i, cfg in enumerate(configs):
         step = cfg.transformer(kind)
-        step.fit(_fit_data({k: s.x for k, s in splits.items()}, leak))
         length = splits["train"].x.shape[1]
-        if isinstance(step, OutlierStep):
+        try:
+            step.fit_split(_fit_data(splits, leak))
             tag = f"data/step{i}_{cfg.name}"  # type: ignore[attr-defined]
-            for name, part in splits.items():
-                stats[f"{tag}/flagged_{name}"] = float(step.outliers(part.x).sum())
-            if step.action == "drop":
-                mask = step.outliers(splits["train"].x)
-                keep = ~mask.reshape(len(mask), -1).any(axis=1)
-                stats[f"{tag}/dropped_train"] = float((~keep).sum())
-                if not keep.any():
-                    raise ValueError(f"{where(i)}: dropping outliers would leave no training sample")
-                splits["train"] = splits["train"].take(np.flatnonzero(keep))
-        splits = {name: SplitArrays(step.transform(part.x), part.y, part.regimes) for name, part in splits.items()}
+            stats.update({f"{tag}/{key}": value for key, value in step.statistics(splits).items()})
+            splits = {name: step.apply(name, part) for name, part in splits.items()}
+        except ValueError as exc:
+            raise ValueError(f"{where(i)}: {exc}") from None
         if per_step and kind == "sequence" and splits["train"].x.shape[1] != length:
             raise ValueError(
                 f"{where(i)} ({cfg.name}) changes the number of time steps ({length} -> "  # type: ignore[attr-defined]
                 f"{splits['train'].x.shape[1]}), but the dataset has one target per time step"
             )
+        names.update(step.bin_names())
         fitted.append(step)
     stats["data/train_samples"] = float(len(splits["train"].y))
-    for column in splits["train"].regimes:
-        if column not in binners:
-            values = _fit_data({k: s.regimes[column] for k, s in splits.items()}, leak)
-            binners[column] = RegimeBins(default_bins, "quantile").fit(values)
-    groups = {
-        name: {column: binner.transform(part.regimes[column]) for column, binner in binners.items()}
-        for name, part in splits.items()
-    }
-    names = {column: binner.names(column) for column, binner in binners.items()}
+    groups = {name: dict(part.groups) for name, part in splits.items()}
     return Prepared(splits, groups, names, fitted, stats)
 
 
-def _fit_data(arrays: dict[str, np.ndarray], leak: bool) -> np.ndarray:
-    """What a fitted step learns from: the train split; under `leak`, every split the search sees
+def _fit_data(splits: dict[str, SplitArrays], leak: bool) -> SplitArrays:
+    """What a step learns from: the train split; under `leak`, every split the search sees
     (all but `test`: the sealed test split stays out of every fit, so its score shows the cost)."""
     if not leak:
-        return arrays["train"]
-    return np.concatenate([values for name, values in arrays.items() if name != "test"])
+        return splits["train"]
+    parts = [part for name, part in splits.items() if name != "test"]
+    return SplitArrays(
+        np.concatenate([p.x for p in parts]),
+        np.concatenate([p.y for p in parts]),
+        {k: np.concatenate([p.regimes[k] for p in parts]) for k in parts[0].regimes},
+        {k: np.concatenate([p.groups[k] for p in parts]) for k in parts[0].groups},
+    )

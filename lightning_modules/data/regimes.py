@@ -10,7 +10,7 @@ from pydantic import Field
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from lightning_modules.data.datasets import DataKind
-from lightning_modules.data.preprocessing import Step, StepConfig, register_step
+from lightning_modules.data.preprocessing import SplitArrays, Step, StepConfig, register_step
 
 
 class RegimeBins(BaseEstimator, TransformerMixin):
@@ -42,6 +42,26 @@ class RegimeBins(BaseEstimator, TransformerMixin):
         return [(float(lo), float(hi)) for lo, hi in zip(self.edges_[:-1], self.edges_[1:])]
 
 
+class RegimeBinning(Step):
+    """The preprocessing step of `regime_bins`: learns the bins of regime column `column` on the
+    data it is fitted on and labels every split's samples (`SplitArrays.groups`); the features
+    pass through unchanged."""
+
+    def __init__(self, column: str, bins: int = 3, strategy: Literal["quantile", "uniform"] = "quantile") -> None:
+        self.column, self.bins, self.strategy = column, bins, strategy
+
+    def fit_split(self, data: SplitArrays) -> RegimeBinning:
+        self.binner_ = RegimeBins(self.bins, self.strategy).fit(data.regimes[self.column])
+        return self
+
+    def apply(self, split: str, part: SplitArrays) -> SplitArrays:
+        labels = self.binner_.transform(part.regimes[self.column])
+        return SplitArrays(part.x, part.y, part.regimes, {**part.groups, self.column: labels})
+
+    def bin_names(self) -> dict[str, list[str]]:
+        return {self.column: self.binner_.names(self.column)}
+
+
 @register_step
 class RegimeBinsConfig(StepConfig):
     """Label each sample with the bin of its regime variable `column` (fitted on train); per-regime
@@ -52,11 +72,8 @@ class RegimeBinsConfig(StepConfig):
     bins: int = Field(3, ge=2, le=20)
     strategy: Literal["quantile", "uniform"] = "quantile"
 
-    def binner(self) -> RegimeBins:
-        return RegimeBins(self.bins, self.strategy)
-
     def transformer(self, kind: DataKind) -> Step:
-        raise TypeError("regime_bins labels samples; it does not transform features")
+        return RegimeBinning(self.column, self.bins, self.strategy)
 
 
 def grouped_metrics(

@@ -85,7 +85,7 @@ class SplitEntry:
     split: Callable[[ArrayDataset, Any, int, int], SplitIndices]  # (data, config, seed, fold)
 
 
-SPLITS: Registry[SplitEntry] = Registry("split")
+SPLITS: Registry[SplitEntry] = Registry("split", tag="kind")
 
 
 def split_configs() -> list[type[Config]]:

@@ -22,7 +22,7 @@ class ModelEntry:
     accepts: tuple[DataKind, ...] = DATA_KINDS
 
 
-MODELS: Registry[ModelEntry] = Registry("model")
+MODELS: Registry[ModelEntry] = Registry("model", tag="kind")
 
 
 def build_network(cfg: Config, shape: DataShape) -> nn.Module:

@@ -11,9 +11,10 @@ from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
-from torch.nn import functional as F
 
 from lightning_modules.data.datamodule import Batch, StepGroup, minibatches
+from lightning_modules.models.meter import EpochMeter
+from lightning_modules.models.tasks import TASKS
 from lightning_modules.optim import (
     OptimizerConfig,
     ScheduleConfig,
@@ -39,14 +40,15 @@ STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_st
 
 
 class SupervisedModule(L.LightningModule):
-    """Cross-entropy (classification) or MSE (regression) training of `net`.
+    """Training of `net` on a supervised task (`lightning_modules.models.tasks`: cross-entropy
+    for classification, MSE for regression).
 
     Optimization is manual: a batch is one (x, y) mini-batch or a `StepGroup` of several, and
     the module takes one optimizer step and one LR-schedule step per mini-batch, so that
     Lightning's per-batch work is paid once per group rather than once per step.
 
-    Per-epoch metrics are accumulated as on-device tensor sums and read once per epoch by
-    `epoch_metrics()`: logging every step through `self.log` costs more than a small model's
+    Per-epoch metrics are accumulated as on-device tensor sums (an `EpochMeter`) and read once
+    per epoch by `epoch_metrics()`: logging every step through `self.log` costs more than a small model's
     forward pass. With `log_metrics` they are also logged once per epoch, for Lightning
     loggers and callbacks (EarlyStopping, ModelCheckpoint) that monitor them.
 
@@ -70,10 +72,11 @@ class SupervisedModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.net, self.task = net, task
+        self.scoring = TASKS.get(task)
         self.optimizer_cfg, self.schedule_cfg = optimizer, schedule
         self.max_epochs, self.steps_per_epoch = max_epochs, steps_per_epoch
         self.log_metrics = log_metrics
-        self._sums: dict[str, dict[str, torch.Tensor | int]] = {}
+        self.meter = EpochMeter()
         self._direct_steps = False
         self.regularizers = build_regularizers(regularization or RegularizationConfig(), task)
         self.gradient_clip = gradient_clip or GradientClipConfig()
@@ -88,15 +91,12 @@ class SupervisedModule(L.LightningModule):
         self._gradients: tuple[list[str], torch.Tensor] | None = None  # the epoch's last step, by weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return out.squeeze(-1) if self.task == "regression" else out
+        return self.scoring.output(self.net(x))
 
     def criterion(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The task's loss, a mean over samples (and time steps, for per-step targets);
         classification outputs carry classes last."""
-        if self.task == "classification":
-            return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-        return F.mse_loss(out, y)
+        return self.scoring.loss(out, y)
 
     def loss_and_outputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
@@ -113,16 +113,9 @@ class SupervisedModule(L.LightningModule):
         return criterion(out, y), out
 
     def _accumulate(self, split: str, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
-        # The sample count is known on the host: a Python int costs no tensor op per step.
-        n = len(y)
-        add: dict[str, torch.Tensor | int] = {"loss": loss.detach() * n, "n": n}
-        if self.task == "classification":
-            hits = out.detach().argmax(-1) == y
-            # Per-step targets: each sample counts its fraction of correct steps.
-            add["correct"] = hits.sum() if hits.dim() == 1 else hits.float().mean(-1).sum()
-        sums = self._sums.setdefault(split, {})
-        for key, value in add.items():
-            sums[key] = sums[key] + value if key in sums else value
+        # Per-step targets: each sample counts its fraction of correct steps.
+        correct = self.scoring.correct(out.detach(), y)
+        self.meter.add(split, loss, len(y), None if correct is None else correct.sum())
 
     def on_train_start(self) -> None:
         self._direct_steps = self._can_step_directly()
@@ -207,7 +200,7 @@ class SupervisedModule(L.LightningModule):
             self._accumulate(split, loss, out, y)
 
     def on_train_epoch_start(self) -> None:
-        self._sums.pop("train", None)
+        self.meter.reset("train")
         self._gradients = None
 
     def on_validation_model_zero_grad(self) -> None:
@@ -216,31 +209,24 @@ class SupervisedModule(L.LightningModule):
         super().on_validation_model_zero_grad()
 
     def on_validation_epoch_start(self) -> None:
-        self._sums.pop("val", None)
+        self.meter.reset("val")
 
     def on_test_epoch_start(self) -> None:
-        self._sums.pop("test", None)
+        self.meter.reset("test")
 
     def on_validation_epoch_end(self) -> None:
         # A per-epoch schedule (reduce on plateau) follows the validation loss of the fit.
         if not is_per_epoch(self.schedule_cfg) or self.trainer.sanity_checking or self.trainer.state.fn != "fit":
             return
-        sums = self._sums.get("val")
-        if sums:
-            self.lr_schedulers().step(float(sums["loss"] / sums["n"]))  # type: ignore[union-attr]
+        if self.meter.has("val"):
+            self.lr_schedulers().step(self.meter.means("val")["loss"])  # type: ignore[union-attr]
 
     def epoch_metrics(self, splits: tuple[str, ...] = ("train", "val")) -> dict[str, float]:
         """Mean loss (and accuracy) of the last epoch per split, plus the current LR."""
         metrics: dict[str, float] = {}
         for split in splits:
-            sums = self._sums.get(split)
-            if not sums:
-                continue
-            n = sums["n"]
-            metrics[f"{split}/loss"] = float(sums["loss"] / n)
-            if "correct" in sums:
-                metrics[f"{split}/acc"] = float(sums["correct"] / n)
-        if "train" in splits and "train" in self._sums:
+            metrics.update({f"{split}/{name}": value for name, value in self.meter.means(split).items()})
+        if "train" in splits and self.meter.has("train"):
             metrics.update(self.training_evidence())
         if self._trainer is not None and self.trainer.optimizers:
             metrics["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
@@ -271,7 +257,7 @@ class SupervisedModule(L.LightningModule):
         """Evaluate outside a Trainer (e.g. on the sealed test split) as `test/...` metrics."""
         was_training = self.training
         self.eval()
-        self._sums.pop("test", None)
+        self.meter.reset("test")
         for batch in batches:
             self._evaluate_batches("test", [(x.to(self.device), y.to(self.device)) for x, y in minibatches(batch)])
         self.train(was_training)
@@ -288,13 +274,10 @@ class SupervisedModule(L.LightningModule):
         for start in range(0, len(x), chunk):
             xs, ys = x[start : start + chunk].to(self.device), y[start : start + chunk].to(self.device)
             out = self(xs)
-            if self.task == "classification":
-                loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), ys.reshape(-1), reduction="none")
-                loss, hits = loss.reshape(ys.shape), (out.argmax(-1) == ys).float()
-                correct.append(hits.mean(-1) if hits.dim() > 1 else hits)
-            else:
-                loss = (out - ys) ** 2
-            losses.append(loss.mean(-1) if loss.dim() > 1 else loss)
+            losses.append(self.scoring.sample_losses(out, ys))
+            hits = self.scoring.correct(out, ys)
+            if hits is not None:
+                correct.append(hits)
         self.train(was_training)
         metrics = {"loss": torch.cat(losses)}
         if correct:

@@ -76,10 +76,12 @@ class ScheduleEntry:
     knobs: frozenset[str]
     per_epoch: bool = False  # stepped by the validation loss once per epoch, not per step
     check: Callable[[ScheduleConfig, int], None] | None = None
+    # `factor(config, total_steps, steps_per_epoch)`: the closed-form LR multiplier per step,
+    # warmup included; None for a schedule that follows the validation loss.
+    factor: Callable[[ScheduleConfig, int, int], Factor] | None = None
 
 
 SCHEDULES: Registry[ScheduleEntry] = Registry("schedule")
-FACTORS: dict[str, Callable[[ScheduleConfig, int, int], Factor]] = {}
 
 
 def _with_warmup(factor: Factor, warmup_steps: int) -> Factor:
@@ -105,8 +107,7 @@ def per_step(
         def build(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total: int, per_epoch: int) -> Scheduler:
             return LambdaLR(optimizer, factor(cfg, total, per_epoch))
 
-        FACTORS[name] = factor
-        SCHEDULES.register(name)(ScheduleEntry(build, frozenset(knobs), check=check))
+        SCHEDULES.register(name)(ScheduleEntry(build, frozenset(knobs), check=check, factor=factor))
         return make
 
     return add
@@ -213,9 +214,10 @@ SCHEDULES.register("plateau")(
 
 def lr_factor(cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int) -> Factor:
     """The closed-form LR multiplier of a per-step schedule (for plots and checks)."""
-    if cfg.name not in FACTORS:
+    factor = SCHEDULES.get(cfg.name).factor
+    if factor is None:
         raise ValueError(f"the {cfg.name} schedule follows the validation loss; it has no closed form")
-    return FACTORS[cfg.name](cfg, total_steps, steps_per_epoch)
+    return factor(cfg, total_steps, steps_per_epoch)
 
 
 def is_per_epoch(cfg: ScheduleConfig) -> bool:

@@ -14,9 +14,9 @@ def weight_tensors(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
 @torch.no_grad()
 def weight_statistics(weights: list[torch.Tensor]) -> dict[str, float]:
     """Mean |w|, fraction of exact zeros and global L2 norm over all weight tensors."""
-    if not weights:
-        return {}
     count = sum(w.numel() for w in weights)
+    if count == 0:  # no weights at all (a degree-0 polynomial is a bias alone): nothing to describe
+        return {}
     abs_sum = torch.stack([w.abs().sum() for w in weights]).sum()
     zeros = torch.stack([(w == 0).sum() for w in weights]).sum()
     norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(weights)))
@@ -50,7 +50,7 @@ def gradient_norms(snapshot: GradientSnapshot | None) -> dict[str, float]:
 @torch.no_grad()
 def weight_histogram(weights: list[torch.Tensor], bins: int = 41) -> dict[str, list[float]]:
     """Counts of all weights in `bins` equal bins over [-max|w|, max|w|] (odd: one bin centred on 0)."""
-    if not weights:
+    if sum(w.numel() for w in weights) == 0:
         return {"edges": [], "counts": []}
     flat = torch.cat([w.detach().reshape(-1).float().cpu() for w in weights])
     bound = float(flat.abs().max()) or 1.0

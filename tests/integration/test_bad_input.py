@@ -13,6 +13,8 @@ from lightning_modules.data import DATASETS
 from lightning_modules.models import MODELS
 from tests.conftest import run_cli, write_study
 
+pytestmark = pytest.mark.slow  # end to end: real Ray, a real MLflow server, the CLI
+
 CASES = {
     "unknown key": (
         {"model": {"kind": "mlp", "hiden": [8]}},

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import free_port, run_cli, write_study
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # end to end: real Ray, a real MLflow server, the CLI
 
 RAY = str(Path(sys.executable).parent / "ray")
 NODE_FLAGS = ["--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", str(100 * 1024**2), "--block"]

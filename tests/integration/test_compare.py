@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from harness.cli import main
 from tests.conftest import HARNESS, ROOT, run_cli
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # end to end: real Ray, a real MLflow server, the CLI
 
 # 10 epochs is no multiple of 3: in every execution, some trial is cut mid-way by the budget.
 BUDGET, EPOCHS, STRATEGIES, SEEDS = 10, 3, ["random", "tpe"], [0, 1]
@@ -155,7 +155,10 @@ def test_compare_interrupted_resumed_reported(mlflow_server: str, harness_home: 
         bests = trials[trials["strategy"] == strategy].groupby("seed")["value"].min()
         row = summary.loc[strategy]
         assert math.isclose(row["final_best"], bests.mean(), rel_tol=1e-9)
-        assert row["ci_low"] <= row["final_best"] <= row["ci_high"] and row["median_regret"] >= 0
+        assert row["ci_low"] <= row["final_best"] <= row["ci_high"]
+        # Median regret: of each seed's chosen (best-valued) trial; noise-free Branin, so exact.
+        chosen = trials[trials["strategy"] == strategy].sort_values("value").groupby("seed").head(1)
+        assert math.isclose(row["median_regret"], chosen["regret"].median(), rel_tol=1e-9)
         assert row["spent_epochs"] == BUDGET
     assert summary.loc["tpe", "test"] == "wilcoxon" and 0 < summary.loc["tpe", "p_value"] <= 1
     assert pd.isna(summary.loc["random", "p_value"])  # the baseline

@@ -11,12 +11,14 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from harness.folds import FOLD_FILE
-from harness.spec import spec_from_dict
-from harness.trial import CHECKPOINT_FILE, build, fit_trial
+from harness.study import spec_from_dict
+from harness.trial.build import build
+from harness.trial.kfold import FOLD_FILE
+from harness.trial.ray_adapter import CHECKPOINT_FILE
+from harness.trial.training import fit_trial
 from tests.conftest import run_cli, write_study
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # end to end: real Ray, a real MLflow server, the CLI
 
 MOTOR = {"name": "motor", "num_samples": 150, "length": 32}
 KFOLD = {"dataset": MOTOR, "split": {"kind": "kfold", "folds": 3, "test": 0.2}, "preprocessing": ["standardize"]}

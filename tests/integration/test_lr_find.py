@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 from harness.cli import main
 from tests.conftest import write_study
 
+pytestmark = pytest.mark.slow  # end to end: real Ray, a real MLflow server, the CLI
+
 
 def test_lr_find_suggests_a_sane_lr_and_saves_the_curve(
     tmp_path: Path, harness_home: Path, mlflow_server: str, capsys: pytest.CaptureFixture[str]

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import HARNESS, ROOT, run_cli, write_study
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # end to end: real Ray, a real MLflow server, the CLI
 
 NUM_TRIALS, EPOCHS = 5, 4
 SLOW_STUDY = {

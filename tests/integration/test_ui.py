@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import HARNESS, ROOT, free_port
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # end to end: real Ray, a real MLflow server, the CLI
 
 
 def test_ui_serves_the_local_store(harness_home: Path):

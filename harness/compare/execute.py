@@ -1,0 +1,336 @@
+"""`harness compare`: one base study under several strategies and seeds, on one budget.
+
+Each (strategy, seed) is one study execution, run one after another, whose MLflow run is
+nested under the comparison's run. A state file in the comparison folder records each
+execution's study folder and status, so that `harness resume FOLDER` continues the whole
+comparison. The report is built by the caller (the CLI) from what MLflow stored.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.compare.spec import ComparisonSpec, optimum_of
+from harness.errors import SpecError
+from harness.paths import default_tracking_uri, harness_home
+from harness.run.cluster import init_ray
+from harness.run.execute import STATE_FILE as STUDY_STATE_FILE
+from harness.run.execute import resume_study, run_study
+from harness.tracking import contract as c
+from harness.tracking.runs import StudyRun, client_for, end_run, finish_study_run, open_run, reopen_study_run
+
+STATE_FILE = "harness_comparison.json"
+PENDING, RUNNING, INTERRUPTED, FINISHED = "pending", "running", "interrupted", "finished"
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Execution:
+    """One (strategy, seed) study execution and where it stands."""
+
+    strategy: str
+    seed: int
+    status: str = PENDING
+    folder: str | None = None  # the study folder, once it exists (what `harness resume` takes)
+    run_id: str | None = None  # its MLflow parent run
+
+
+@dataclass
+class ComparisonState:
+    """What `harness resume FOLDER` needs: the resolved spec and every execution's progress."""
+
+    spec: dict[str, Any]
+    tracking_uri: str
+    experiment_id: str
+    run_id: str  # the comparison's MLflow run; its id is the comparison_id tag
+    executions: list[Execution]
+    reported: bool = False
+
+    def save(self, folder: Path) -> None:
+        tmp = folder / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(folder / STATE_FILE)  # atomic: a killed driver leaves the old or the new
+
+    @classmethod
+    def load(cls, folder: Path) -> ComparisonState:
+        raw = json.loads((folder / STATE_FILE).read_text())
+        raw["executions"] = [Execution(**e) for e in raw["executions"]]
+        return cls(**raw)
+
+
+def is_comparison_file(path: str | Path) -> bool:
+    """Whether a YAML file reads as a comparison (it lists strategies and names a study)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # loading it as a study reports what is wrong
+    return isinstance(raw, dict) and "strategies" in raw and "study" in raw
+
+
+def is_comparison_folder(path: str | Path) -> bool:
+    return (Path(path) / STATE_FILE).is_file()
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+@dataclass
+class ComparisonOutcome:
+    """Where a comparison stands after `run_comparison` / `resume_comparison`, for the report."""
+
+    folder: Path
+    spec: ComparisonSpec
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+    metric: str
+    mode: str
+    optimum: float | None
+    executions: list[Execution]
+    ran: int = 0  # executions run or continued by this call
+    interrupted: bool = False
+    already_reported: bool = False
+
+    @property
+    def comparison_id(self) -> str:
+        return self.run_id
+
+
+# The caller's report: reads MLflow, writes files into the folder it is given, prints; returns
+# the files and summary metrics to log on the comparison's run.
+Report = Callable[[ComparisonOutcome, Path], tuple[list[Path], dict[str, float]]]
+
+
+def _start_comparison_run(spec: ComparisonSpec, tracking_uri: str) -> tuple[str, str]:
+    tags = {c.BUDGET: spec.budget.label(), c.BASELINE: spec.baseline}
+    run = open_run(tracking_uri, spec.name, c.KIND_COMPARISON, f"comparison-{time.strftime('%Y%m%d-%H%M%S')}", tags)
+    experiment_id, run_id = run.experiment_id, run.parent_run_id
+    client = client_for(tracking_uri)
+    client.set_tag(run_id, c.COMPARISON_ID, run_id)
+    params = {
+        "strategies": ",".join(spec.strategies),
+        "seeds": ",".join(map(str, spec.seed_list())),
+        "base_study": spec.base_study().get("name"),
+        f"budget.{spec.budget.axis}": getattr(spec.budget, spec.budget.axis),
+        "baseline": spec.baseline,
+        "target": spec.target,
+    }
+    for key, value in params.items():
+        client.log_param(run_id, key, str(value))
+    client.log_text(run_id, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), c.COMPARISON_SPEC_ARTIFACT)
+    return experiment_id, run_id
+
+
+def run_comparison(
+    spec: ComparisonSpec,
+    *,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    storage: str | Path | None = None,
+    progress: bool = True,
+    announce: Callable[[Path], None] | None = None,
+    report: Report | None = None,
+) -> ComparisonOutcome:
+    """Run every (strategy, seed) of a validated comparison, then `report` it; `announce(folder)`
+    learns the comparison folder (what `harness resume` takes) as soon as it exists."""
+    tracking_uri = tracking_uri or default_tracking_uri()
+    init_ray(address)  # before any MLflow run: a bad address must leave nothing behind
+    experiment_id, run_id = _start_comparison_run(spec, tracking_uri)
+    try:
+        root = Path(storage).resolve() if storage else harness_home() / "compare"
+        folder = root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        executions = [Execution(strategy, seed) for strategy in spec.strategies for seed in spec.seed_list()]
+        state = ComparisonState(spec.model_dump(mode="json"), tracking_uri, experiment_id, run_id, executions)
+        state.save(folder)
+        client_for(tracking_uri).set_tag(run_id, c.COMPARISON_FOLDER, str(folder))
+    except BaseException as exc:
+        status = c.KILLED if isinstance(exc, KeyboardInterrupt) else c.FAILED
+        finish_study_run(StudyRun(tracking_uri, experiment_id, run_id), status)
+        raise
+    if announce is not None:
+        announce(folder)
+    return _continue(folder, state, address=address, progress=progress, report=report)
+
+
+def resume_comparison(
+    path: str | Path, *, address: str | None = None, progress: bool = True, report: Report | None = None
+) -> ComparisonOutcome:
+    """Continue a comparison: finished executions are kept, an interrupted one is resumed from
+    its study folder, missing ones are run; then the report (once more, if already made)."""
+    folder = Path(path).resolve()
+    if not is_comparison_folder(folder):
+        raise SpecError(
+            f"{folder}: not a comparison folder (no {STATE_FILE}); give the folder `harness compare` printed"
+        )
+    state = ComparisonState.load(folder)
+    if any(execution.status != FINISHED for execution in state.executions):
+        init_ray(address)
+    if not state.reported:
+        reopen_study_run(StudyRun(state.tracking_uri, state.experiment_id, state.run_id))
+    return _continue(folder, state, address=address, progress=progress, report=report)
+
+
+def _continue(
+    folder: Path, state: ComparisonState, *, address: str | None, progress: bool, report: Report | None
+) -> ComparisonOutcome:
+    spec = ComparisonSpec.model_validate(state.spec)
+    base = spec.study_for(spec.strategies[0], spec.seed_list()[0])
+    outcome = ComparisonOutcome(
+        folder,
+        spec,
+        state.tracking_uri,
+        state.experiment_id,
+        state.run_id,
+        base.search.metric,
+        base.search.mode,
+        optimum_of(base),
+        state.executions,
+        already_reported=state.reported,
+    )
+    comparison = StudyRun(state.tracking_uri, state.experiment_id, state.run_id)
+    try:
+        outcome.interrupted = _execute_all(folder, state, spec, outcome, address=address, progress=progress)
+        if outcome.interrupted:
+            finish_study_run(comparison, c.KILLED)
+            return outcome
+        files, metrics = report(outcome, folder / "report") if report is not None else ([], {})
+    except BaseException as exc:
+        if not state.reported:
+            finish_study_run(comparison, c.KILLED if isinstance(exc, KeyboardInterrupt) else c.FAILED)
+        raise
+    if not state.reported:
+        client = client_for(state.tracking_uri)
+        for path in files:
+            client.log_artifact(state.run_id, str(path))
+        for key, value in metrics.items():
+            client.log_metric(state.run_id, key, value)
+        state.reported = True
+        state.save(folder)
+        finish_study_run(comparison)
+    return outcome
+
+
+def _execute_all(
+    folder: Path,
+    state: ComparisonState,
+    spec: ComparisonSpec,
+    outcome: ComparisonOutcome,
+    *,
+    address: str | None,
+    progress: bool,
+) -> bool:
+    """Run what is not finished, in order; True when an execution was interrupted."""
+    with _stop_between_studies() as stop:
+        return _execute_each(folder, state, spec, outcome, stop, address=address, progress=progress)
+
+
+class _StopRequest:
+    """Ctrl-C outside a study's search: the first asks the comparison to stop before its next
+    execution (during a search, Ray Tune's own handler stops it cleanly); a second stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("stopping before the next execution (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _stop_between_studies() -> Iterator[_StopRequest]:
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers belong to the main thread; a caller elsewhere keeps its own
+        return
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _execute_each(
+    folder: Path,
+    state: ComparisonState,
+    spec: ComparisonSpec,
+    outcome: ComparisonOutcome,
+    stop: _StopRequest,
+    *,
+    address: str | None,
+    progress: bool,
+) -> bool:
+    total = len(state.executions)
+    for index, execution in enumerate(state.executions, start=1):
+        if execution.status == FINISHED:
+            continue
+        if stop.requested:
+            return True
+        print(f"[{index}/{total}] {spec.name}: {execution.strategy}, seed {execution.seed}", flush=True)
+
+        def record(study_folder: Path, execution: Execution = execution) -> None:
+            execution.folder, execution.status = str(study_folder), RUNNING
+            saved = json.loads((study_folder / STUDY_STATE_FILE).read_text())
+            execution.run_id = saved["study"]["parent_run_id"]
+            state.save(folder)
+
+        try:
+            if execution.folder and _restorable(Path(execution.folder)):
+                result = resume_study(execution.folder, address=address)
+            else:
+                _abandon(execution, state.tracking_uri)
+                result = run_study(
+                    spec.study_for(execution.strategy, execution.seed),
+                    address=address,
+                    tracking_uri=state.tracking_uri,
+                    storage=folder / "studies",
+                    progress=progress,
+                    announce=record,
+                    parent_run_id=state.run_id,
+                    run_tags={c.COMPARISON_ID: state.run_id, c.STRATEGY: execution.strategy},
+                )
+        except KeyboardInterrupt:
+            if execution.folder:
+                execution.status = INTERRUPTED
+                state.save(folder)
+            raise
+        outcome.ran += 1
+        execution.run_id = result.study.parent_run_id
+        execution.status = INTERRUPTED if result.interrupted else FINISHED
+        state.save(folder)
+        if result.interrupted or stop.requested:
+            return True
+    return False
+
+
+def _restorable(study_folder: Path) -> bool:
+    from ray import tune
+
+    return study_folder.is_dir() and tune.Tuner.can_restore(str(study_folder))
+
+
+def _abandon(execution: Execution, tracking_uri: str) -> None:
+    """An execution whose driver stopped before Ray saved any state starts again: its old run
+    is closed KILLED, and only FINISHED study runs count in the report."""
+    if execution.run_id is None:
+        return
+    client = client_for(tracking_uri)
+    reason = "driver stopped before the study saved state; run again"
+    if not end_run(client, execution.run_id, c.KILLED, reason, only_if_running=True):
+        client.set_tag(execution.run_id, c.STOP_REASON, reason)
+    execution.folder = execution.run_id = None

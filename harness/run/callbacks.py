@@ -1,0 +1,254 @@
+"""Ray Tune callbacks that run in the driver: MLflow child runs and the live progress view."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from harness.tracking import contract as c
+from harness.tracking.trials import ChildRuns
+
+
+def trial_epochs(trial: Trial) -> int:
+    return int((trial.last_result or {}).get(c.EPOCH, 0))
+
+
+def trial_error_text(trial: Trial) -> str:
+    """A failed trial's traceback text.
+
+    Ray writes it to the trial's local folder first and copies it to storage later, so at
+    `on_trial_error` time only the local file has it.
+    """
+    local = trial.error_file
+    if local and os.path.isfile(local):
+        with open(local) as handle:
+            return handle.read()
+    return trial.get_error() or "trial raised an error"
+
+
+def final_weight_histogram(trial: Trial) -> dict[str, list[float]] | None:
+    """The weight histogram saved beside the trial's latest checkpoint, if any."""
+    checkpoint = trial.checkpoint
+    if checkpoint is None:
+        return None
+    try:
+        with checkpoint.as_directory() as folder:
+            path = Path(folder) / c.WEIGHTS_HISTOGRAM_JSON
+            return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None  # evidence only: a missing or unreadable file must not fail the study
+
+
+class MlflowTrialCallback(Callback):
+    """Mirrors every trial into an MLflow child run as Ray Tune reports it."""
+
+    def __init__(self, runs: ChildRuns) -> None:
+        self.runs = runs
+
+    def setup(self, **info: Any) -> None:
+        self.runs.load_existing()
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.runs.ensure(trial.trial_id, trial.config, reopen=True)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        self.runs.log_epoch(trial.trial_id, trial.config, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._log_histogram(trial)
+        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=None)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._log_histogram(trial)
+        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=trial_error_text(trial))
+
+    def _log_histogram(self, trial: Trial) -> None:
+        histogram = final_weight_histogram(trial)
+        if histogram is not None:
+            self.runs.log_weight_histogram(trial.trial_id, trial.config, histogram)
+
+
+class SchedulerStateCallback(Callback):
+    """Saves the trial scheduler's bookkeeping (ASHA's rung records) with each save of the
+    experiment's state, and restores it when `harness resume` restores the experiment.
+
+    Ray Tune saves and restores the searcher's state but not the scheduler's, so a resumed
+    ASHA study would otherwise start with empty rungs and judge the trials that continue
+    against each other only. Ray restores callback state before it requeues the trials, and
+    the callback and the scheduler are pickled together with the Tuner, so the scheduler this
+    callback holds after a restore is the one Ray Tune runs.
+    """
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict[str, Any] | None:
+        return {"scheduler": dict(vars(self.scheduler))}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        vars(self.scheduler).update(state["scheduler"])
+
+
+class CheckpointPruner(Callback):
+    """Deletes a trial's older checkpoints once no saved experiment state can name them.
+
+    Ray Tune's own `num_to_keep` deletes a trial's previous checkpoint as soon as a new one
+    arrives and saves the experiment state (which names the checkpoint each trial resumes
+    from) only at the end of that loop step, then copies it to storage in the background: a
+    driver killed in between leaves a state naming a deleted checkpoint, and that trial fails
+    on resume. Here a checkpoint is deleted only when it is older than the one every trial had
+    `LAG` saves ago (`get_state` runs inside every save, after the trial states are written),
+    so the state on storage, whichever of the recent saves it is, names a kept checkpoint.
+    """
+
+    LAG = 2
+
+    def __init__(self) -> None:
+        self.latest: dict[str, str] = {}
+        self.saves: list[dict[str, str]] = []
+
+    def on_checkpoint(self, iteration: int, trials: list[Trial], trial: Trial, checkpoint: Any, **info: Any) -> None:
+        self.latest[trial.trial_id] = checkpoint.path
+
+    def get_state(self) -> None:
+        self.saves.append(dict(self.latest))
+        if len(self.saves) > self.LAG:
+            for path in self.saves.pop(0).values():
+                delete_older_checkpoints(Path(path))
+        return None  # nothing to save: after a restore, pruning starts again from new saves
+
+
+def delete_older_checkpoints(keep: Path) -> None:
+    """Delete the checkpoints of `keep`'s trial that Ray Tune wrote before `keep`."""
+    for path in keep.parent.glob("checkpoint_*"):
+        if path.name < keep.name and path.is_dir():  # Ray numbers them with zero padding
+            shutil.rmtree(path, ignore_errors=True)
+
+
+ENDED_FILE = "ended_trials.json"
+
+
+class EndedTrialsCallback(Callback):
+    """Writes which trials had ended when the tuning loop stopped, into the study folder.
+
+    Ray Tune's final saved state can be stale: a trial that a scheduler stops while it is
+    PAUSED (Hyperband, BOHB, PBT) stays PAUSED there although it ended. Its in-memory state is
+    no help after a Ctrl-C either, since Tune then stops the running trials, which marks them
+    TERMINATED. The state at the end of the last loop step tells the two apart.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.ended: list[str] = []
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        self.ended = [t.trial_id for t in trials if t.is_finished()]
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        if self.folder.is_dir():
+            partial = self.folder / f".{ENDED_FILE}.tmp"
+            partial.write_text(json.dumps(self.ended))
+            partial.replace(self.folder / ENDED_FILE)
+
+
+class ProgressCallback(Callback):
+    """Trials done / running / stopped early / failed and the best value so far.
+
+    A live table on a terminal; one line per finished trial otherwise (CI logs, pipes).
+    """
+
+    def __init__(self, metric: str, mode: str, max_epochs: int, total: int) -> None:
+        self.metric, self.mode, self.max_epochs, self.total = metric, mode, max_epochs, total
+        self._live: Any = None
+        self._last_draw = 0.0
+        self._reported: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"metric": self.metric, "mode": self.mode, "max_epochs": self.max_epochs, "total": self.total}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def _best(self, trials: list[Trial]) -> tuple[float | None, Trial | None]:
+        best, best_trial = None, None
+        for trial in trials:
+            value = (trial.last_result or {}).get(self.metric)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            if best is None or (value < best if self.mode == "min" else value > best):
+                best, best_trial = float(value), trial
+        return best, best_trial
+
+    def counts(self, trials: list[Trial]) -> dict[str, int]:
+        counts = {"done": 0, "stopped early": 0, "running": 0, "pending": 0, "failed": 0}
+        for trial in trials:
+            if trial.status == Trial.TERMINATED:
+                counts["done" if trial_epochs(trial) >= self.max_epochs else "stopped early"] += 1
+            elif trial.status == Trial.ERROR:
+                counts["failed"] += 1
+            elif trial.status == Trial.RUNNING:
+                counts["running"] += 1
+            else:
+                counts["pending"] += 1
+        return counts
+
+    def _render(self, trials: list[Trial]) -> Any:
+        from rich.table import Table
+
+        counts = self.counts(trials)
+        best, best_trial = self._best(trials)
+        table = Table(title=f"trials: {len(trials)}/{self.total}", show_header=True)
+        for key in counts:
+            table.add_column(key, justify="right")
+        table.add_column(f"best {self.metric}", justify="right")
+        table.add_column("best trial")
+        table.add_row(
+            *[str(v) for v in counts.values()],
+            "-" if best is None else f"{best:.4f}",
+            best_trial.trial_id if best_trial else "-",
+        )
+        return table
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if sys.stdout.isatty():
+            now = time.monotonic()
+            if now - self._last_draw < 0.25:
+                return
+            self._last_draw = now
+            if self._live is None:
+                from rich.live import Live
+
+                self._live = Live(self._render(trials), refresh_per_second=4, transient=False)
+                self._live.start()
+            self._live.update(self._render(trials))
+            return
+        for trial in trials:
+            if trial.status in (Trial.TERMINATED, Trial.ERROR) and trial.trial_id not in self._reported:
+                self._reported.add(trial.trial_id)
+                counts = self.counts(trials)
+                best, _ = self._best(trials)
+                value = (trial.last_result or {}).get(self.metric)
+                shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+                print(
+                    f"[{len(self._reported)}/{self.total}] trial {trial.trial_id} "
+                    f"{'failed' if trial.status == Trial.ERROR else 'ended'} after {trial_epochs(trial)} epochs "
+                    f"({self.metric} {shown}); "
+                    + ", ".join(f"{k} {v}" for k, v in counts.items())
+                    + (f"; best {best:.4f}" if best is not None else ""),
+                    flush=True,
+                )
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render(trials))
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,189 @@
+"""Finalize an execution: reconcile MLflow with what Ray knows, evaluate the chosen trial
+once, and close the parent run."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.run.callbacks import ENDED_FILE, delete_older_checkpoints, trial_epochs, trial_error_text
+from harness.run.plan import StudyPlan
+from harness.study import StudySpec
+from harness.tracking import contract as c
+from harness.tracking.runs import StudyRun, client_for, finish_study_run
+from harness.tracking.trials import ChildRuns
+
+
+@dataclass
+class StudyOutcome:
+    """What a finished (or interrupted) execution produced, for the CLI to print."""
+
+    experiment_path: Path
+    study: StudyRun
+    metric: str
+    mode: str
+    counts: dict[str, int]
+    top: list[dict[str, Any]] = field(default_factory=list)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
+    """Reconcile MLflow with what Ray knows, evaluate the chosen trial, close the parent."""
+    from harness.search.budget import BUDGET_REASON
+
+    spec = plan.spec
+    runs = ChildRuns(study, plan, plan.scheduler_name)
+    trials = results._experiment_analysis.trials
+    ended = _ended_trials(path, trials)
+    # A spent budget ends a study as completely as its last trial would: not an interruption.
+    exhausted = _budget_exhausted(spec, path, trials)
+    interrupted = not exhausted and (len(ended) < len(trials) or len(trials) < plan.expected_trials)
+    cut: set[str] = set()
+    all_trials, started = trials, set(runs.run_ids())
+    # Trials the searcher queued that never started (when interrupted, or when a budget ran
+    # out) get no run: a resume starts them and opens theirs; a spent budget never will.
+    never_ran = {t.trial_id for t in trials if t.trial_id not in started and trial_epochs(t) == 0}
+    trials = [t for t in trials if t.trial_id not in never_ran or (t.trial_id in ended and not exhausted)]
+    for trial in trials:
+        runs.ensure_history(trial.trial_id, trial.config, _history(trial))
+        if trial.trial_id in ended:
+            # Runs still open here were stopped by the budget (Ray reports no completion for them).
+            open_before = exhausted and runs.client.get_run(runs.ensure(trial.trial_id, trial.config)).info.status
+            status = runs.close(
+                trial.trial_id, trial.config, trial_epochs(trial), error=_error(trial),
+                cut_reason=BUDGET_REASON if exhausted else None,
+            )
+            if open_before == c.RUNNING and status == c.KILLED:
+                cut.add(trial.trial_id)
+        else:
+            runs.suspend(trial.trial_id, c.INTERRUPTED_REASON)
+    runs.close_orphans({t.trial_id for t in all_trials})
+    if not interrupted and not plan.scheduler.keeps_every_checkpoint:
+        # Ray Tune saved the final state (waiting for it to reach storage) before `fit`
+        # returned, naming each trial's newest checkpoint: the older ones can go. (After a
+        # Ctrl-C, a trial being stopped may still checkpoint after that save: not then.)
+        for trial in all_trials:
+            if trial.checkpoint is not None:
+                delete_older_checkpoints(Path(trial.checkpoint.path))
+
+    statuses = runs.statuses()
+    counts = {
+        "trials": len(trials),
+        "completed": sum(s == c.FINISHED for s in statuses.values()),
+        "stopped early": sum(s == c.KILLED and not interrupted and t not in cut for t, s in statuses.items()),
+        "failed": sum(s == c.FAILED for s in statuses.values()),
+    }
+    if exhausted:
+        counts["cut by budget"] = len(cut)
+    outcome = StudyOutcome(path, study, spec.search.metric, spec.search.mode, counts, interrupted=interrupted)
+    outcome.top = _top_trials(spec, [t for t in trials if t.trial_id in ended], runs)
+    client = client_for(study.tracking_uri)
+    client.set_tag(study.parent_run_id, c.TRIALS_FAILED, str(counts["failed"]))
+    if interrupted:
+        finish_study_run(study, c.KILLED)
+        return outcome
+    if outcome.top:
+        best = outcome.top[0]
+        parent_metrics = _evaluate_chosen(plan, results, best["trial_id"])
+        if spec.objective is None:  # an objective has no test split: its parent records the exact regret
+            outcome.test_metrics = parent_metrics
+        for key, value in parent_metrics.items():
+            client.log_metric(study.parent_run_id, key, value)
+        client.log_metric(study.parent_run_id, f"{c.BEST_PREFIX}{spec.search.metric}", best[spec.search.metric])
+        client.set_tag(study.parent_run_id, c.BEST_TRIAL_ID, best["trial_id"])
+        client.set_tag(study.parent_run_id, c.BEST_RUN_ID, best["run_id"])
+    report = {"counts": counts, "top": outcome.top, "test": outcome.test_metrics}
+    client.log_text(study.parent_run_id, json.dumps(report, indent=2, default=str), c.REPORT_ARTIFACT)
+    finish_study_run(study)
+    return outcome
+
+
+def _budget_exhausted(spec: StudySpec, path: Path, trials: list[Any]) -> bool:
+    """Whether the study's epoch or time budget ended it (as its budget file in `path` records;
+    the epochs are also summed here, should that file be missing)."""
+    from harness.search.budget import read_budget
+
+    if spec.search.budget_epochs is None and spec.search.time_budget_s is None:
+        return False
+    if read_budget(path).get("exhausted"):
+        return True
+    return spec.search.budget_epochs is not None and sum(map(trial_epochs, trials)) >= spec.search.budget_epochs
+
+
+def _ended_trials(path: Path, trials: list[Any]) -> set[str]:
+    """Ids of the trials that finished or failed.
+
+    After a Ctrl-C, Ray Tune saves the study's state and then stops the running trials, which
+    marks them TERMINATED in memory; the saved state still says which ones had really ended.
+    The saved state misses trials a scheduler stopped while they were paused, which the list
+    written at the end of the tuning loop (`EndedTrialsCallback`) holds.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        saved = {t.trial_id: t.status for t in ExperimentAnalysis(str(path)).trials}
+    except Exception:  # no readable saved state: trust what Ray holds in memory
+        saved = {}
+    try:
+        at_loop_end = set(json.loads((path / ENDED_FILE).read_text()))
+    except (OSError, ValueError):
+        at_loop_end = set()
+    return {
+        t.trial_id
+        for t in trials
+        if saved.get(t.trial_id, t.status) in ("TERMINATED", "ERROR") or t.trial_id in at_loop_end
+    }
+
+
+def _history(trial: Any) -> list[dict[str, Any]]:
+    """Every result a trial reported, read back from Ray's per-trial progress file."""
+    progress = Path(trial.path) / "result.json" if trial.path else None
+    if progress is None or not progress.is_file():
+        return [trial.last_result] if trial.last_result else []
+    rows = []
+    for line in progress.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed driver
+    return rows
+
+
+def _error(trial: Any) -> str | None:
+    return trial_error_text(trial) if trial.status == "ERROR" else None
+
+
+def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5) -> list[dict[str, Any]]:
+    sign = 1 if spec.search.mode == "min" else -1
+    rows = []
+    run_ids = runs.run_ids()
+    for trial in trials:
+        value = (trial.last_result or {}).get(spec.search.metric)
+        if trial.status != "TERMINATED" or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        row = {
+            "trial_id": trial.trial_id,
+            "run_id": run_ids.get(trial.trial_id, ""),
+            "epochs": trial_epochs(trial),
+            spec.search.metric: float(value),
+            **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc")},
+            # k-fold trials report the spread of the objective over folds.
+            **{k: v for k, v in trial.last_result.items() if k == f"{spec.search.metric}_std"},
+            "params": dict(trial.config),
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: sign * r[spec.search.metric])
+    return rows[:k]
+
+
+def _evaluate_chosen(plan: StudyPlan, results: Any, trial_id: str) -> dict[str, float]:
+    """The trial kind's evaluation of the chosen trial (the sealed test split, or an
+    objective's exact regret), from its Ray result."""
+    for result in results:
+        if result.metrics.get("trial_id") == trial_id:
+            return plan.kind.evaluate(plan.trial_spec(result.config), result)
+    return {}

@@ -1,0 +1,81 @@
+"""Loading a study: read the YAML safely, apply `--set` overrides, validate the schema, then
+check the search space, the objective and the strategy against the study. Nothing here reads
+the data: checks that need it are the run layer's pre-flight (`harness.run.preflight`)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from harness.errors import SpecError
+from harness.objectives import objective_problems
+from harness.search import SEARCHERS, resolve_strategy, strategy_problems
+from harness.search.space import DISCRETE
+from harness.study.dotted import lookup, set_path, siblings
+from harness.study.messages import format_errors
+from harness.study.schema import UNSEARCHABLE, StudySpec
+
+
+def check_search_space(spec: StudySpec) -> None:
+    """Every search path names a field, and every value it can take is valid there."""
+    raw = spec.to_dict()
+    raw["search"]["space"] = {}
+    problems = []
+    searcher, _ = resolve_strategy(spec)
+    for path, dist in spec.search.space.items():
+        where = f"search.space.{path}"
+        if path.split(".")[0] in UNSEARCHABLE:
+            problems.append(f"{where}: cannot be searched; searchable sections: data, model, train, seed, objective")
+            continue
+        if not lookup(raw, path):
+            problems.append(f"{where}: names no field of the study; {siblings(raw, path)}")
+            continue
+        if SEARCHERS.get(searcher).grid and not isinstance(dist, DISCRETE):
+            problems.append(
+                f"{where}: the grid searcher needs a finite set of values (choice or grid), "
+                f"given {next(iter(type(dist).model_fields))}"
+            )
+        for value in dist.probe_values():
+            probe = copy.deepcopy(raw)
+            set_path(probe, path, value)
+            try:
+                StudySpec.model_validate(probe)
+            except ValidationError as exc:
+                problems.append(f"{where}: value {value!r} is not allowed: {format_errors(exc)}")
+                break
+    problems.extend(objective_problems(spec))
+    problems.extend(strategy_problems(spec))
+    if problems:
+        raise SpecError("\n".join(problems))
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
+    """Read, override and validate a study file; raise SpecError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the study file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a study file is a mapping of keys (name, data, model, ...), given {type(raw).__name__}")
+    return spec_from_dict(raw, overrides, source=str(path))
+
+
+def spec_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "spec") -> StudySpec:
+    raw = copy.deepcopy(raw)
+    for key, value in (overrides or {}).items():
+        set_path(raw, key, value)
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: invalid study\n{format_errors(exc)}") from None
+    check_search_space(spec)
+    return spec

@@ -1,0 +1,228 @@
+"""The study spec: frozen, typed pydantic models loaded from YAML, with clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
+
+from harness.errors import FieldPathError
+from harness.objectives import OBJECTIVE_METRIC, OBJECTIVES
+from harness.search import SCHEDULERS, SEARCHERS, STRATEGIES
+from harness.search.space import Distribution
+from harness.study.dotted import set_path
+from lightning_modules.config import Config
+from lightning_modules.data import DATASETS, PREPROCESSORS, SplitConfig, split_configs
+from lightning_modules.data.datasets import dataset_mapping
+from lightning_modules.data.regimes import RegimeBinsConfig
+from lightning_modules.models import MODELS, models_for
+from lightning_modules.optim import OptimizerConfig, ScheduleConfig
+from lightning_modules.regularizers import EarlyStoppingConfig, GradientClipConfig, RegularizationConfig
+
+METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC)
+# A trial's resources and the search's own settings are fixed for a whole study.
+UNSEARCHABLE = ("name", "description", "search", "resources")
+BUDGET_KEYS = ("budget_epochs", "time_budget_s")
+
+ModelSpec = Annotated[
+    Union[tuple(MODELS.get(name).config for name in MODELS.names())],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
+ObjectiveSpec = Annotated[
+    Union[tuple(OBJECTIVES.get(name).config for name in OBJECTIVES.names())],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+DatasetSpec = Annotated[
+    Union[tuple(DATASETS.get(name).config for name in DATASETS.names())],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+SplitSpec = Annotated[Union[tuple(split_configs())], Field(discriminator="kind")]  # type: ignore[valid-type]
+StepSpec = Annotated[
+    Union[tuple(PREPROCESSORS.get(name).config for name in PREPROCESSORS.names())],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+class DataSpec(Config):
+    # Registry entries' configs, tagged by `name` (`kind` for the split); a bare name
+    # (`dataset: digits`, `ucr:GunPoint`, `split: kfold`, a step `standardize`) means its defaults.
+    dataset: SerializeAsAny[DatasetSpec] = Field(default_factory=lambda: DATASETS.get("digits").config())
+    split: SerializeAsAny[SplitSpec] = Field(default_factory=SplitConfig)
+    preprocessing: list[SerializeAsAny[StepSpec]] = Field(
+        default_factory=lambda: [PREPROCESSORS.get("standardize").config()]
+    )
+    leak: bool = Field(False, description="teaching switch: fit preprocessing on train and val, not train alone")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _name_means_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        raw = dataset_mapping(value)
+        DATASETS.check(raw["name"])
+        return raw
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _kind_means_defaults(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"kind": value}
+        return {"kind": "stratified", **value} if isinstance(value, dict) else value  # the default kind
+
+    @field_validator("preprocessing", mode="before")
+    @classmethod
+    def _names_mean_defaults(cls, steps: Any) -> Any:
+        return [{"name": step} if isinstance(step, str) else step for step in steps] if isinstance(steps, list) else steps
+
+    @model_validator(mode="after")
+    def _fits_the_dataset(self) -> DataSpec:
+        """Regime columns and step data kinds the dataset has (known without loading it)."""
+        name = self.dataset.name  # type: ignore[attr-defined]
+        entry = DATASETS.get(name)
+        columns = ", ".join(entry.regimes) or "none"
+        for path, column in [("data.split.column", getattr(self.split, "column", None))] + [
+            (f"data.preprocessing.{i}.column", step.column)
+            for i, step in enumerate(self.preprocessing)
+            if isinstance(step, RegimeBinsConfig)
+        ]:
+            if column is not None and column not in entry.regimes:
+                raise FieldPathError(
+                    path, column, f"not a regime column of dataset {name!r}; its regime columns: {columns}"
+                )
+        for i, step in enumerate(self.preprocessing):
+            if entry.kind not in step.kinds:
+                raise FieldPathError(
+                    f"data.preprocessing.{i}.name",
+                    step.name,
+                    f"a {step.name!r} step works on {' or '.join(step.kinds)} data; {name!r} is {entry.kind} data",
+                )
+        return self
+
+
+class TrainSpec(Config):
+    max_epochs: int = Field(10, ge=1)
+    # `full`: the whole train split per step (batch gradient descent); 1: pure SGD.
+    batch_size: int | Literal["full"] = 64
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    regularization: RegularizationConfig = RegularizationConfig()  # type: ignore[valid-type]
+    gradient_clip: GradientClipConfig = GradientClipConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        # One clear message instead of one per member of the int | "full" union.
+        if value == "full":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("Input should be an integer >= 1 or 'full' (the whole train split)")
+        if value < 1:
+            raise ValueError("Input should be greater than or equal to 1")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> TrainSpec:
+        self.schedule.check_fits(self.max_epochs)
+        return self
+
+
+class SearchSpec(Config):
+    strategy: str = "random"
+    searcher: str | None = None
+    scheduler: str | None = None
+    num_trials: int = Field(10, ge=1)
+    metric: Literal[METRICS] = "val/loss"  # type: ignore[valid-type]
+    mode: Literal["min", "max"] = "min"
+    space: dict[str, Distribution] = Field(default_factory=dict)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    grace_period: int = Field(1, ge=1, description="epochs before ASHA or median stopping may stop a trial")
+    reduction_factor: float = Field(3.0, gt=1.0, description="ASHA / Hyperband / BOHB halving rate")
+    perturbation_interval: int = Field(2, ge=1, description="epochs between PBT's exploit/explore steps")
+    # Budgets end the whole study early (whichever comes first, with `num_trials`); trials still
+    # running then are stopped. Unset budgets are left out of the dump, so hashes stay as they were.
+    budget_epochs: int | None = Field(None, ge=1, description="stop once all trials together ran this many epochs")
+    time_budget_s: float | None = Field(None, gt=0, description="stop after this many seconds of search")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        return STRATEGIES.check(name)
+
+    @field_validator("searcher")
+    @classmethod
+    def _known_searcher(cls, name: str | None) -> str | None:
+        return None if name is None else SEARCHERS.check(name)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str | None) -> str | None:
+        return None if name is None else SCHEDULERS.check(name)
+
+
+class ResourcesSpec(Config):
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_above_one(cls, gpus: float) -> float:
+        # Ray packs fractions of one GPU; more than one GPU per trial must be whole GPUs.
+        if gpus > 1 and gpus != int(gpus):
+            raise ValueError(f"above 1, gpus_per_trial must be a whole number (given {gpus})")
+        return gpus
+
+
+class StudySpec(Config):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    description: str = ""
+    seed: int = 0
+    objective: ObjectiveSpec | None = Field(
+        None, description="a benchmark function evaluated instead of training (data, model and train unused)"
+    )
+    data: DataSpec = DataSpec()
+    model: SerializeAsAny[ModelSpec] = Field(default_factory=lambda: MODELS.get("mlp").config())
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec = SearchSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @model_validator(mode="after")
+    def _model_reads_the_data(self) -> StudySpec:
+        if self.objective is not None:
+            return self
+        data_kind = DATASETS.get(self.data.dataset.name).kind
+        if data_kind not in MODELS.get(self.model.kind).accepts:
+            raise FieldPathError(
+                "model.kind",
+                self.model.kind,
+                f"a {self.model.kind!r} model cannot read {data_kind} data (data.dataset is "
+                f"{self.data.dataset.name!r}); models for {data_kind} data: {', '.join(models_for(data_kind))}",
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = self.model_dump(mode="json")
+        if raw.get("objective") is None:
+            # Absent rather than null: a training study's dump and hash stay as they were.
+            raw.pop("objective", None)
+        for key in BUDGET_KEYS:
+            if raw["search"].get(key) is None:
+                raw["search"].pop(key, None)
+        return raw
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def spec_hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_values(self, values: dict[str, Any]) -> StudySpec:
+        """The spec with dotted-path values set (a trial's sampled configuration)."""
+        raw = self.to_dict()
+        for path, value in values.items():
+            set_path(raw, path, value)
+        return StudySpec.model_validate(raw)
+
+

@@ -1,0 +1,263 @@
+"""Trial (child) runs: one per Ray Tune trial, created, fed and closed by the driver.
+
+Only the driver writes to MLflow: trials report to Ray Tune and the run layer's callback turns
+those reports into child runs. One writer keeps a SQLite store safe and lets trials run on
+cluster nodes that cannot reach the tracking server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from harness.tracking import contract as c
+from harness.tracking.runs import StudyRun, client_for, end_run
+
+
+class TrialSpecs(Protocol):
+    """What the child runs need to know of a study: a trial's resolved spec as YAML and its
+    epoch count, from its sampled values by dotted path."""
+
+    def trial_yaml(self, config: dict[str, Any]) -> str: ...
+
+    def trial_max_epochs(self, config: dict[str, Any]) -> int: ...
+
+
+def trial_outcome(
+    epochs: int, max_epochs: int, error: str | None, scheduler: str, early_stop: str | None = None
+) -> tuple[str, str]:
+    """(MLflow status, stop reason) of a trial that is no longer running; a trial that stopped
+    itself (early stopping) ended as configured: FINISHED, with its reason."""
+    if error:
+        return c.FAILED, error
+    if early_stop:
+        return c.FINISHED, early_stop
+    if epochs >= max_epochs:
+        return c.FINISHED, f"completed {epochs}/{max_epochs} epochs"
+    if epochs == 0:
+        return c.KILLED, "stopped before its first epoch"
+    return c.KILLED, f"stopped early by the {scheduler} scheduler after {epochs}/{max_epochs} epochs"
+
+
+def error_reason(text: str | None) -> str:
+    """The last meaningful line of a trial's traceback, e.g. `NonFiniteLossError: ...`."""
+    if not text:
+        return "trial raised an error"
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return (lines[-1] if lines else "trial raised an error")[:500]
+
+
+def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The per-epoch metrics a trial reports (`split/name` keys and `lr`), finite or not."""
+    return {
+        key: float(value)
+        for key, value in result.items()
+        if c.is_epoch_metric(key) and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
+class ChildRuns:
+    """Creates, feeds and closes the child runs of one parent run; idempotent, so that a
+    resumed study continues each trial's run instead of opening a second one."""
+
+    def __init__(self, study: StudyRun, specs: TrialSpecs, scheduler: str) -> None:
+        self.study, self.specs, self.scheduler = study, specs, scheduler
+        self._client: MlflowClient | None = None
+        self._runs: dict[str, str] = {}  # trial id -> run id
+        self._last_step: dict[str, int] = {}  # run id -> last epoch logged
+        self._configs: dict[str, str] = {}  # run id -> configuration last recorded
+        self._seen: set[str] = set()  # trials this driver has started or continued
+        self._loaded = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks into its experiment state; keep only the plain settings.
+        return {"study": self.study, "specs": self.specs, "scheduler": self.scheduler}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["study"], state["specs"], state["scheduler"])  # type: ignore[misc]
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = client_for(self.study.tracking_uri)
+        return self._client
+
+    def load_existing(self) -> None:
+        """Find the child runs already made for this parent (after a driver restart)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        runs = self.client.search_runs(
+            [self.study.experiment_id],
+            filter_string=f"tags.`{c.PARENT_RUN_ID}` = '{self.study.parent_run_id}'",
+            max_results=50000,
+        )
+        for run in runs:
+            trial_id = run.data.tags.get(c.TRIAL_ID)
+            if trial_id:
+                self._runs[trial_id] = run.info.run_id
+                self._last_step[run.info.run_id] = int(run.data.metrics.get(c.EPOCH, 0))
+
+    def run_ids(self) -> dict[str, str]:
+        self.load_existing()
+        return dict(self._runs)
+
+    def ensure(self, trial_id: str, config: dict[str, Any], reopen: bool = False) -> str:
+        """The child run of a trial, created with its params and resolved spec if new;
+        `reopen` marks an existing one RUNNING again (a trial continued after a restart)."""
+        self.load_existing()
+        if trial_id in self._runs:
+            run_id = self._runs[trial_id]
+            if not reopen:
+                return run_id
+            run = self.client.get_run(run_id)
+            recorded = run.data.tags.get(c.CONFIG)
+            if trial_id in self._seen or recorded in (None, config_json(config)):
+                self._seen.add(trial_id)
+                self._configs.setdefault(run_id, recorded or config_json(config))
+                if run.info.status != c.RUNNING:
+                    self.client.update_run(run_id, status=c.RUNNING)
+                    self.client.set_tag(run_id, c.STATUS, c.RUNNING)
+                return run_id
+            # A killed driver started this trial after Ray last saved the study's state; the
+            # resumed search drew the same id for a different configuration. Keep the old run
+            # as a closed record and give the new trial its own.
+            self._retire(trial_id, run_id)
+        run = self.client.create_run(
+            self.study.experiment_id,
+            tags={
+                c.PARENT_RUN_ID: self.study.parent_run_id,
+                c.RUN_NAME: f"trial-{trial_id}",
+                c.KIND: c.KIND_TRIAL,
+                c.TRIAL_ID: trial_id,
+                c.STATUS: c.RUNNING,
+                c.CONFIG: config_json(config),
+            },
+        )
+        run_id = run.info.run_id
+        self._runs[trial_id] = run_id
+        self._seen.add(trial_id)
+        self._configs[run_id] = config_json(config)
+        self._last_step[run_id] = 0
+        self.client.log_batch(
+            run_id, params=[_param(k, v) for k, v in config.items()], synchronous=True
+        )
+        self.client.log_text(run_id, self.specs.trial_yaml(config), c.TRIAL_SPEC_ARTIFACT)
+        return run_id
+
+    def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
+        run_id = self.ensure(trial_id, config)
+        step = int(result.get(c.EPOCH, result.get("training_iteration", 0)))
+        if step <= self._last_step.get(run_id, 0):
+            return  # already logged before a driver restart
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, value if math.isfinite(value) else float("nan"), now, step)
+            for key, value in numeric_metrics(result).items()
+        ]
+        metrics.append(Metric(c.EPOCH, float(step), now, step))
+        # Where the trial ran (Ray node, torch device): tagged once, from its first epoch.
+        tags = [RunTag(key, str(result[key])) for key in (c.NODE_ID, c.DEVICE) if key in result and step == 1]
+        if result.get("stop_reason"):
+            tags.append(RunTag(c.EARLY_STOP, str(result["stop_reason"])[:5000]))
+        current = config_json(config)
+        if self._configs.get(run_id, current) != current:
+            # PBT changed the trial's hyperparameters: params are immutable in MLflow, so the
+            # live configuration is a tag and each numeric value a `config/...` curve.
+            tags.append(RunTag(c.CONFIG, current))
+            metrics += [
+                Metric(f"{c.CONFIG_PREFIX}{key}", float(value), now, step)
+                for key, value in config.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+            ]
+            self._configs[run_id] = current
+        self.client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
+        self._last_step[run_id] = step
+
+    def ensure_history(self, trial_id: str, config: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """Log whatever epochs of `rows` the run lacks (events a killed driver never saw)."""
+        self.ensure(trial_id, config)
+        for row in rows:
+            self.log_epoch(trial_id, config, row)
+
+    def suspend(self, trial_id: str, reason: str) -> None:
+        """Close the run of a trial the driver left unfinished; a resume reopens it."""
+        run_id = self._runs.get(trial_id)
+        if run_id is not None:
+            end_run(self.client, run_id, c.KILLED, reason, only_if_running=True)
+
+    def statuses(self) -> dict[str, str]:
+        """Trial id -> MLflow status of every child run of the parent."""
+        runs = self.client.search_runs(
+            [self.study.experiment_id],
+            filter_string=f"tags.`{c.PARENT_RUN_ID}` = '{self.study.parent_run_id}'",
+            max_results=50000,
+        )
+        return {run.data.tags.get(c.TRIAL_ID, run.info.run_id): run.info.status for run in runs}
+
+    def close(
+        self, trial_id: str, config: dict[str, Any], epochs: int, error: str | None, cut_reason: str | None = None
+    ) -> str:
+        """Record a trial's end: FINISHED, KILLED (stopped early) or FAILED, with the reason;
+        `cut_reason` names what stopped an unfinished trial instead of the scheduler (the study's
+        budget). A run that is already closed keeps what it has."""
+        run_id = self.ensure(trial_id, config)
+        run = self.client.get_run(run_id)
+        current = run.info.status
+        if current != c.RUNNING:
+            return current
+        max_epochs = self.specs.trial_max_epochs(config)
+        error_text = error_reason(error) if error else None
+        early_stop = run.data.tags.get(c.EARLY_STOP)
+        status, reason = trial_outcome(epochs, max_epochs, error_text, self.scheduler, early_stop)
+        if cut_reason and status == c.KILLED:
+            reason = f"{cut_reason} after {epochs}/{max_epochs} epochs"
+        if error:
+            self.client.log_text(run_id, str(error), c.ERROR_ARTIFACT)
+        end_run(self.client, run_id, status, reason)
+        return status
+
+    def log_weight_histogram(self, trial_id: str, config: dict[str, Any], histogram: dict[str, list[float]]) -> None:
+        """The trial's final weight histogram as JSON (edges, counts) and as a PNG."""
+        from harness.tracking.plots import histogram_png  # matplotlib only when a histogram is logged
+
+        run_id = self.ensure(trial_id, config)
+        self.client.log_text(run_id, json.dumps(histogram), c.WEIGHTS_HISTOGRAM_JSON)
+        if histogram.get("counts"):
+            with tempfile.TemporaryDirectory() as tmp:
+                png = histogram_png(
+                    Path(tmp) / c.WEIGHTS_HISTOGRAM_PNG, histogram["edges"], histogram["counts"],
+                    f"trial {trial_id}: weights at the end",
+                )
+                self.client.log_artifact(run_id, str(png))
+
+    def _retire(self, trial_id: str, run_id: str) -> None:
+        self.client.set_tag(run_id, c.TRIAL_ID, f"{trial_id}-unrecorded")
+        if not end_run(self.client, run_id, c.KILLED, c.ORPHAN_REASON, only_if_running=True):
+            # Already ended: it still records why it was set aside.
+            self.client.set_tag(run_id, c.STOP_REASON, c.ORPHAN_REASON)
+        del self._runs[trial_id]
+
+    def close_orphans(self, known: set[str]) -> int:
+        """Close runs still RUNNING whose trial Ray no longer has; returns how many."""
+        closed = 0
+        for trial_id, run_id in self.run_ids().items():
+            if trial_id in known:
+                continue
+            closed += end_run(self.client, run_id, c.KILLED, c.ORPHAN_REASON, only_if_running=True)
+        return closed
+
+
+def config_json(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, default=str)[:5000]
+
+
+def _param(key: str, value: Any) -> Param:
+    return Param(key, str(value)[:6000])

@@ -1,0 +1,145 @@
+"""The trial-kind registry: what one trial of a study is, decided once per study.
+
+Each kind says which studies it runs (`applies`), gives Ray Tune its trainable, fits one
+resolved spec outside Ray (`harness reproduce`), and evaluates the chosen trial after the
+search (`evaluate`: the sealed test split, or an objective's exact regret). Adding a kind
+(compression, say) is one entry here; nothing else branches on the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.study import StudySpec
+from harness.trial.ray_adapter import checkpoint_file, training_trainable
+from lightning_modules.registry import Registry
+
+# fit(spec, sink, *, resume_from=None, stop_after=None, accelerator="cpu")
+Fit = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class TrialKind:
+    """`applies(spec)`: this kind runs the study (kinds are tried by ascending `priority`);
+    `trainable(spec)`: the Ray Tune function trainable, its parameters bound; `fit`: one
+    resolved spec, outside Ray, reporting each epoch to a sink; `evaluate(trial_spec, result)`:
+    the parent run's metrics for the chosen trial's Ray result; `reproduce_all_epochs`: a
+    reproduction replays every epoch, not only those recorded (a learning curve depends on
+    the full budget)."""
+
+    applies: Callable[[StudySpec], bool]
+    trainable: Callable[[StudySpec], Any]
+    fit: Fit
+    evaluate: Callable[[StudySpec, Any], dict[str, float]]
+    priority: int = 100
+    reproduce_all_epochs: bool = False
+    summary: str = ""
+
+
+TRIAL_KINDS: Registry[TrialKind] = Registry("trial kind")
+
+
+def kind_for(spec: StudySpec) -> str:
+    """The name of the kind that runs `spec`'s trials."""
+    for name in sorted(TRIAL_KINDS.names(), key=lambda n: TRIAL_KINDS.get(n).priority):
+        if TRIAL_KINDS.get(name).applies(spec):
+            return name
+    raise LookupError(f"no trial kind runs study {spec.name!r}")  # `training` applies to every study
+
+
+# --- training and k-fold -------------------------------------------------------------------
+
+
+def _fit_training(spec: StudySpec, sink: Any, **options: Any) -> Any:
+    from harness.trial.training import fit_trial
+
+    return fit_trial(spec, sink, **options)
+
+
+def _fit_kfold(spec: StudySpec, sink: Any, **options: Any) -> Any:
+    from harness.trial.kfold import fit_folds
+
+    return fit_folds(spec, sink, **options)[0]
+
+
+def _on_test(evaluate: Callable[[StudySpec, Path], dict[str, float]]) -> Callable[[StudySpec, Any], dict[str, float]]:
+    """Score the chosen trial's last checkpoint on the sealed test split."""
+
+    def on_test(spec: StudySpec, result: Any) -> dict[str, float]:
+        if result.checkpoint is None:
+            return {}
+        with result.checkpoint.as_directory() as folder:
+            return evaluate(spec, checkpoint_file(Path(folder)))
+
+    return on_test
+
+
+def _evaluate_training(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
+    from harness.trial.training import evaluate_checkpoint
+
+    return evaluate_checkpoint(spec, checkpoint)
+
+
+def _evaluate_kfold(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
+    from harness.trial.kfold import evaluate_folds
+
+    return evaluate_folds(spec, checkpoint)
+
+
+TRIAL_KINDS.register("training")(
+    TrialKind(
+        applies=lambda spec: True,
+        trainable=training_trainable(_fit_training),
+        fit=_fit_training,
+        evaluate=_on_test(_evaluate_training),
+        priority=1000,
+        summary="one Lightning fit of the trial's model; the chosen trial is scored on the sealed test split",
+    )
+)
+TRIAL_KINDS.register("kfold")(
+    TrialKind(
+        applies=lambda spec: spec.objective is None and spec.data.split.kind == "kfold",
+        trainable=training_trainable(_fit_kfold),
+        fit=_fit_kfold,
+        evaluate=_on_test(_evaluate_kfold),
+        priority=20,
+        summary="one model per fold in lockstep; reports fold means, std and per-fold values",
+    )
+)
+
+
+# --- objective -----------------------------------------------------------------------------
+
+
+def _objective_trainable(spec: StudySpec) -> Any:
+    from harness.trial.objective import objective_trainable
+
+    return objective_trainable(spec)
+
+
+def _fit_objective(spec: StudySpec, sink: Any, **options: Any) -> None:
+    from harness.trial.objective import ObjectivePlan, run_objective
+
+    run_objective(ObjectivePlan.from_spec(spec), sink)
+
+
+def _evaluate_objective(spec: StudySpec, result: Any) -> dict[str, float]:
+    from harness.trial.objective import chosen_trial_metrics
+
+    return chosen_trial_metrics(spec, result)
+
+
+TRIAL_KINDS.register("objective")(
+    TrialKind(
+        applies=lambda spec: spec.objective is not None,
+        trainable=_objective_trainable,
+        fit=_fit_objective,
+        evaluate=_evaluate_objective,
+        priority=10,
+        reproduce_all_epochs=True,
+        summary="evaluates a benchmark function per epoch-equivalent; the parent records the exact regret",
+    )
+)

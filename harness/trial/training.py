@@ -1,0 +1,44 @@
+"""A training trial, flat: seed, build the datamodule and module from the resolved spec, fit,
+report each epoch. Ray Tune runs it through `harness.trial.ray_adapter`; `harness reproduce`
+and the benchmarks call `fit_trial` directly, without Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from harness.study import StudySpec
+from harness.trial.build import build, threads
+from lightning_modules.models import SupervisedModule
+from lightning_modules.training import EpochSink, fit_module, regime_metrics
+
+
+def fit_trial(
+    spec: StudySpec,
+    sink: EpochSink,
+    *,
+    resume_from: Path | None = None,
+    stop_after: int | None = None,
+    accelerator: str = "cpu",
+) -> SupervisedModule:
+    """Train one resolved spec, calling `sink(metrics, trainer)` after every epoch."""
+    L.seed_everything(spec.seed, workers=True, verbose=False)
+    torch.set_num_threads(threads(spec))
+    dm, module = build(spec)
+    fit_module(
+        module, dm, seed=spec.seed, max_epochs=spec.train.max_epochs, sink=sink,
+        early_stopping=spec.train.early_stopping, resume_from=resume_from, stop_after=stop_after,
+        accelerator=accelerator,
+    )
+    return module
+
+
+def evaluate_checkpoint(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
+    """Score a trained trial on the sealed test split: the one place the test split is read."""
+    torch.set_num_threads(threads(spec))
+    dm, module = build(spec)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    return {**module.evaluate(dm.test_dataloader()), **regime_metrics(module, dm, "test")}

@@ -1,0 +1,67 @@
+"""The Trainer a trial uses and one reseeded, reported fit of a module."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lightning_modules.regularizers import EarlyStopping, EarlyStoppingConfig
+from lightning_modules.training.callbacks import EpochReporter, EpochSink, SpecOnRestore
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's per-fit banners and tips out of study output."""
+    warnings.filterwarnings("ignore", module="lightning")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def make_trainer(max_epochs: int, callbacks: list[L.Callback], accelerator: str = "cpu") -> L.Trainer:
+    """A Trainer with the per-step extras off: no logger, progress bar, summary or sanity run.
+
+    Checkpoints are written by the epoch sink, where the caller needs them.
+    """
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
+
+
+def fit_module(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    *,
+    seed: int,
+    max_epochs: int,
+    sink: EpochSink,
+    early_stopping: EarlyStoppingConfig | None = None,
+    resume_from: Path | None = None,
+    stop_after: int | None = None,
+    accelerator: str = "cpu",
+    threads: int | None = None,
+) -> L.LightningModule:
+    """Fit `module`, reseeding each epoch from `seed` and calling `sink(metrics, trainer)` after
+    every epoch; `resume_from` continues from a checkpoint, `stop_after` ends after that epoch."""
+    quiet_lightning()
+    if threads is not None:
+        # A fixed thread count keeps floating-point reductions identical between runs.
+        torch.set_num_threads(max(1, threads))
+    callbacks: list[L.Callback] = [EpochReporter(seed, sink, stop_after)]
+    if early_stopping is not None and early_stopping.patience is not None:
+        callbacks.append(EarlyStopping(early_stopping))
+    if resume_from is not None:
+        callbacks.append(SpecOnRestore())
+    trainer = make_trainer(max_epochs, callbacks, accelerator)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    return module

@@ -1,0 +1,71 @@
+"""Every trial kind: chosen for the studies it runs, fits a resolved spec outside Ray
+reporting each epoch, and evaluates the chosen trial from a Ray result as finalize does."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from ray import tune
+
+from harness.study import spec_from_dict
+from harness.trial.kinds import TRIAL_KINDS, kind_for
+from harness.trial.ray_adapter import CHECKPOINT_FILE
+
+TINY = {"model": {"kind": "mlp", "hidden": [8]}, "train": {"max_epochs": 2, "batch_size": 128}}
+STUDIES = {
+    "training": {"name": "k-train", **TINY},
+    "kfold": {"name": "k-fold", **TINY, "data": {"split": {"kind": "kfold", "folds": 3}}},
+    "objective": {
+        "name": "k-obj", "objective": {"name": "branin"}, "train": {"max_epochs": 2},
+        "search": {"metric": "objective/value"},
+    },
+}
+
+
+def test_every_registered_kind_is_covered_here():
+    assert set(STUDIES) == set(TRIAL_KINDS.names())
+
+
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_kind_fits_reports_and_evaluates_the_chosen_trial(name: str, tmp_path: Path):
+    spec = spec_from_dict(STUDIES[name])
+    assert kind_for(spec) == name
+    kind = TRIAL_KINDS.get(name)
+    rows: list[dict[str, Any]] = []
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+
+    def sink(metrics: dict[str, Any], where: Any) -> None:
+        rows.append(metrics)
+        if hasattr(where, "save_checkpoint"):  # a training kind hands over its trainer (or folds)
+            where.save_checkpoint(folder / CHECKPOINT_FILE)
+
+    kind.fit(spec, sink, accelerator="cpu")
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert kind.trainable(spec) is not None  # a Ray Tune trainable with its parameters bound
+    result = SimpleNamespace(metrics=rows[-1], checkpoint=tune.Checkpoint.from_directory(str(folder)), config={})
+    scores = kind.evaluate(spec, result)
+    if name == "objective":
+        assert scores["best/objective/regret"] == rows[-1]["objective/regret"]
+    else:
+        assert 0 <= scores["test/acc"] <= 1 and scores["test/loss"] > 0
+        if name == "kfold":
+            assert "test/acc_std" in scores
+
+
+def test_kinds_are_tried_by_priority():
+    priorities = [TRIAL_KINDS.get(name).priority for name in ("objective", "kfold", "training")]
+    assert priorities == sorted(priorities)
+    # An objective study with a k-fold split is still an objective study.
+    spec = spec_from_dict({**STUDIES["objective"], "data": {"split": {"kind": "kfold"}}})
+    assert kind_for(spec) == "objective"
+
+
+def test_no_scratch_folder_is_left_by_a_kfold_fit():
+    before = set(Path(tempfile.gettempdir()).glob("harness-folds-*"))
+    TRIAL_KINDS.get("kfold").fit(spec_from_dict(STUDIES["kfold"]), lambda metrics, where: None)
+    assert set(Path(tempfile.gettempdir()).glob("harness-folds-*")) == before
