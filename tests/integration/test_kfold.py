@@ -13,9 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from harness.study import spec_from_dict
 from harness.trial.build import build
-from harness.trial.kfold import FOLD_FILE
+from harness.trial.kfold import FOLD_FILE, fit_folds
 from harness.trial.ray_adapter import CHECKPOINT_FILE
-from harness.trial.training import fit_trial
 from tests.conftest import run_cli, write_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # end to end: real Ray, a real MLflow server, the CLI
@@ -35,7 +34,7 @@ def test_kfold_objective_is_the_mean_of_the_fold_scores():
         rows.append(metrics)
         checkpoints.save_checkpoint(folder / CHECKPOINT_FILE)
 
-    fit_trial(spec, sink)
+    fit_folds(spec, sink)
     assert [r["epoch"] for r in rows] == [1, 2]
     # Score each fold's saved model on its own validation part, independently of the trial.
     scores = []
