@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import signal
@@ -31,20 +30,35 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def _study_file(given: str) -> Any:
+    """A study file's path, or the shipped study of that name (`quickstart`)."""
+    from harness.study.library import resolve_study_file
+
+    return resolve_study_file(given)
+
+
 def _load(args: argparse.Namespace) -> Any:
     from harness.run.preflight import load_study
 
-    return load_study(args.file, _overrides(args))
+    notes: list[str] = []
+    spec = load_study(_study_file(args.file), _overrides(args), notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return spec
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    import yaml
+
     from harness.compare import is_comparison_file, load_comparison
 
-    if is_comparison_file(args.file):
-        comparison = load_comparison(args.file)
+    path = _study_file(args.file)
+    if is_comparison_file(path):
+        comparison = load_comparison(path)
         executions = len(comparison.strategies) * len(comparison.seed_list())
+        print(yaml.safe_dump(comparison.model_dump(mode="json"), sort_keys=False), end="")
         print(
-            f"{args.file}: valid comparison '{comparison.name}': {executions} executions "
+            f"# {args.file}: valid comparison '{comparison.name}': {executions} executions "
             f"({', '.join(comparison.strategies)} x seeds {comparison.seed_list()}), "
             f"budget {comparison.budget.label()} each"
         )
@@ -53,8 +67,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.run.plan import StudyPlan
 
     plan = StudyPlan.of(spec)
+    # The resolved study, every default filled in: what a run of it records as spec.yaml.
+    print(spec.to_yaml(), end="")
     print(
-        f"{args.file}: valid study '{spec.name}' (spec hash {spec.spec_hash()}): "
+        f"# {args.file}: valid study '{spec.name}' (spec hash {spec.spec_hash()}): "
         f"{plan.expected_trials} {plan.kind_name} trials, searcher {plan.searcher_name}, "
         f"scheduler {plan.scheduler_name}, {len(spec.search.space)} searched fields"
     )
@@ -98,7 +114,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.compare import load_comparison, run_comparison
 
-    spec = load_comparison(args.file)  # every derived study is checked before anything starts
+    spec = load_comparison(_study_file(args.file))  # every derived study is checked before anything starts
 
     def announce(folder: Any) -> None:
         print(f"comparison folder: {folder}\n(if the driver stops, continue with: harness resume {folder})", flush=True)
@@ -269,10 +285,19 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from harness.study.library import shipped_studies
+    from pathlib import Path
 
-    for path, name, description in shipped_studies():
-        print(f"{str(path.relative_to(path.parents[1])):<36} {name:<22} {description}")
+    from harness.study.library import copy_study, shipped_studies
+
+    if args.action == "copy":
+        if not args.name:
+            raise SpecError("harness studies copy NAME [DEST]: give the name of a shipped study (`harness studies`)")
+        for path in copy_study(args.name, Path(args.dest or "."), force=args.force):
+            print(f"wrote {path}")
+        return EXIT_OK
+    for study in shipped_studies():
+        print(f"{study.command:<42} {study.summary}")
+    print("\ncopy one out to edit it: harness studies copy NAME [DEST]")
     return EXIT_OK
 
 
@@ -285,53 +310,72 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return EXIT_OK
     mlflow = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
     command = [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} over {uri}")
+    print(f"serving the MLflow UI at http://{args.host}:{args.port} over {uri}; open it in a browser (Ctrl-C stops it)")
     # The UI only reads runs; MLflow's background job workers would be idle processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return subprocess.call(command, env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; choices and defaults in the help come from the registries and settings
+    they describe, so the help cannot drift from the code."""
+    from harness.paths import default_storage, harness_home
+    from harness.search import STRATEGIES
+
     parser = argparse.ArgumentParser(
         prog="harness",
         description="Benchmark and tune neural networks: Lightning trials, Ray Tune search, MLflow tracking.",
     )
     parser.add_argument("--version", action="version", version=f"nn-harness {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show Ray's and MLflow's own logs and warnings (quiet by default)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    home = harness_home()
 
-    def study_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("file", help="study YAML file, e.g. studies/quickstart.yaml")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field by dotted path (repeatable)")
+    def study_file(p: argparse.ArgumentParser, what: str = "study") -> None:
+        p.add_argument("file", help=f"{what} YAML file, or the name of a shipped one (`harness studies`)")
+
+    def override_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--strategy", help="search strategy preset (grid, random, tpe, gp, cmaes, asha, hyperband, bohb, pbt, median)"
+            "--set", action="append", metavar="KEY=VALUE",
+            help="override a field by dotted path (repeatable); a searched field set this way is no longer searched",
         )
         p.add_argument("--seed", type=int, help="study seed (seeds the searcher and every trial)")
+
+    def search_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--strategy", choices=STRATEGIES.names(), metavar="NAME",
+                       help=f"search strategy preset: {', '.join(STRATEGIES.names())}")
         p.add_argument("--num-trials", type=int, help="number of trials")
 
     def tracking_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or a local SQLite store)")
+        p.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///{home}/mlflow.db)")
 
     def address_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: local Ray)")
+        p.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT of its head (default: a local Ray)")
+
+    def run_args(p: argparse.ArgumentParser, storage: Any) -> None:
+        address_arg(p)
+        tracking_arg(p)
+        p.add_argument("--storage", help=f"folder for Ray results and checkpoints (default: {storage})")
+        p.add_argument("--quiet", action="store_true", help="no live progress display")
 
     p = sub.add_parser("run", help="run a study")
-    study_args(p)
-    address_arg(p)
-    tracking_arg(p)
-    p.add_argument("--storage", help="folder for Ray results and checkpoints (default: harness-runs/ray)")
-    p.add_argument("--quiet", action="store_true", help="no live progress display")
+    study_file(p)
+    override_args(p)
+    search_args(p)
+    run_args(p, default_storage())
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("validate", help="check a study file and overrides; run nothing")
-    study_args(p)
+    p = sub.add_parser("validate", help="check a study (or comparison) and print it resolved; run nothing")
+    study_file(p, "study or comparison")
+    override_args(p)
+    search_args(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("compare", help="compare search strategies over seeds on one budget")
-    p.add_argument("file", help="comparison YAML file, e.g. studies/compare_strategies.yaml")
-    address_arg(p)
-    tracking_arg(p)
-    p.add_argument("--storage", help="folder for comparison folders (default: harness-runs/compare)")
-    p.add_argument("--quiet", action="store_true", help="no live progress display")
+    study_file(p, "comparison")
+    run_args(p, home / "compare")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("resume", help="continue a study or a comparison whose driver stopped")
@@ -346,28 +390,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("lr-find", help="LR range test on a study's model and data; suggests a learning rate")
-    study_args(p)
+    study_file(p)
+    override_args(p)
     tracking_arg(p)
-    p.add_argument("--out", help="folder for lr_find.csv and lr_find.png (default: harness-runs/lr_find/STUDY-TIME)")
+    p.add_argument("--out", help=f"folder for lr_find.csv and lr_find.png (default: {home}/lr_find/STUDY-TIME)")
     p.add_argument("--min-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
     p.add_argument("--max-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps in the sweep (default 300)")
-    p.set_defaults(func=cmd_lr_find)
+    p.set_defaults(func=cmd_lr_find, strategy=None, num_trials=None)
 
-    p = sub.add_parser("studies", help="list the shipped studies")
+    p = sub.add_parser("studies", help="list the shipped studies, or copy one out to edit it")
+    p.add_argument("action", nargs="?", choices=["list", "copy"], default="list", help="list (default) or copy")
+    p.add_argument("name", nargs="?", help="copy: the shipped study's name")
+    p.add_argument("dest", nargs="?", help="copy: the folder to write it to (default: the current folder)")
+    p.add_argument("--force", action="store_true", help="copy: overwrite existing files")
     p.set_defaults(func=cmd_studies)
 
-    p = sub.add_parser("ui", help="open the MLflow UI over the tracking store")
+    p = sub.add_parser("ui", help="serve the MLflow UI over the tracking store (open the printed address)")
     tracking_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     p.set_defaults(func=cmd_ui)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    if args.verbose:
+        os.environ["HARNESS_VERBOSE"] = "1"
+    else:
+        # Before MLflow is imported, which reads these: no INFO lines about creating its tables,
+        # no download progress bar in `reproduce`.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if hasattr(args, "address"):
+        from harness.run.cluster import prepare_auth
+
+        prepare_auth(args.address)  # before anything imports Ray, which reads it then
     try:
         return args.func(args)
     except SpecError as exc:

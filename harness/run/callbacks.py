@@ -161,24 +161,47 @@ class EndedTrialsCallback(Callback):
 
 
 class ProgressCallback(Callback):
-    """Trials done / running / stopped early / failed and the best value so far.
+    """The live view of a study: progress (finished trials of the total, or the budget spent),
+    elapsed time and an estimate of the rest, the best value with its trial's parameters, the
+    counts by state, and the running trials with their epoch and metric.
 
-    A live table on a terminal; one line per finished trial otherwise (CI logs, pipes).
+    On a terminal it is redrawn in place (at most four times a second); otherwise (CI logs,
+    pipes) it prints one line per trial that ends. Trials that Ray Tune stops because the
+    driver was interrupted are counted as interrupted, not as stopped early.
     """
 
-    def __init__(self, metric: str, mode: str, max_epochs: int, total: int) -> None:
+    def __init__(
+        self,
+        metric: str,
+        mode: str,
+        max_epochs: int,
+        total: int,
+        budget_epochs: int | None = None,
+        budget_seconds: float | None = None,
+    ) -> None:
         self.metric, self.mode, self.max_epochs, self.total = metric, mode, max_epochs, total
+        self.budget_epochs, self.budget_seconds = budget_epochs, budget_seconds
         self._live: Any = None
         self._last_draw = 0.0
+        self._start: float | None = None
         self._reported: set[str] = set()
+        self._ended: set[str] = set()  # trials that had ended at the end of the last loop step
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"metric": self.metric, "mode": self.mode, "max_epochs": self.max_epochs, "total": self.total}
+        keys = ("metric", "mode", "max_epochs", "total", "budget_epochs", "budget_seconds")
+        return {key: getattr(self, key) for key in keys}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
-    def _best(self, trials: list[Trial]) -> tuple[float | None, Trial | None]:
+    # --- what is shown --------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        if self._start is None:
+            self._start = time.monotonic()
+        return time.monotonic() - self._start
+
+    def best(self, trials: list[Trial]) -> tuple[float | None, Trial | None]:
         best, best_trial = None, None
         for trial in trials:
             value = (trial.last_result or {}).get(self.metric)
@@ -188,11 +211,16 @@ class ProgressCallback(Callback):
                 best, best_trial = float(value), trial
         return best, best_trial
 
-    def counts(self, trials: list[Trial]) -> dict[str, int]:
-        counts = {"done": 0, "stopped early": 0, "running": 0, "pending": 0, "failed": 0}
+    def counts(self, trials: list[Trial], final: bool = False) -> dict[str, int]:
+        """Trials by state; with `final`, trials that ended only when the driver stopped the
+        loop (a Ctrl-C, SIGTERM) count as interrupted."""
+        counts = {"done": 0, "stopped early": 0, "failed": 0, "running": 0, "pending": 0}
         for trial in trials:
             if trial.status == Trial.TERMINATED:
-                counts["done" if trial_epochs(trial) >= self.max_epochs else "stopped early"] += 1
+                if final and trial.trial_id not in self._ended:
+                    counts["interrupted"] = counts.get("interrupted", 0) + 1
+                else:
+                    counts["done" if trial_epochs(trial) >= self.max_epochs else "stopped early"] += 1
             elif trial.status == Trial.ERROR:
                 counts["failed"] += 1
             elif trial.status == Trial.RUNNING:
@@ -201,24 +229,74 @@ class ProgressCallback(Callback):
                 counts["pending"] += 1
         return counts
 
-    def _render(self, trials: list[Trial]) -> Any:
-        from rich.table import Table
+    def progress(self, trials: list[Trial]) -> tuple[float, float, str]:
+        """(spent, of, unit): epochs or seconds of the study's budget, else finished trials."""
+        if self.budget_epochs is not None:
+            return float(sum(trial_epochs(t) for t in trials)), float(self.budget_epochs), "epochs"
+        if self.budget_seconds is not None:
+            return min(self.elapsed(), self.budget_seconds), self.budget_seconds, "s"
+        finished = sum(t.status in (Trial.TERMINATED, Trial.ERROR) for t in trials)
+        return float(finished), float(self.total), "trials"
 
-        counts = self.counts(trials)
-        best, best_trial = self._best(trials)
-        table = Table(title=f"trials: {len(trials)}/{self.total}", show_header=True)
-        for key in counts:
-            table.add_column(key, justify="right")
-        table.add_column(f"best {self.metric}", justify="right")
-        table.add_column("best trial")
-        table.add_row(
-            *[str(v) for v in counts.values()],
-            "-" if best is None else f"{best:.4f}",
-            best_trial.trial_id if best_trial else "-",
-        )
-        return table
+    def eta(self, spent: float, of: float) -> float | None:
+        """Seconds left at the pace so far; None before anything is done."""
+        if spent <= 0 or of <= 0:
+            return None
+        return max(0.0, self.elapsed() * (of - spent) / spent)
+
+    def params(self, trial: Trial | None) -> str:
+        if trial is None:
+            return ""
+        return ", ".join(f"{key}={_short(value)}" for key, value in trial.config.items())
+
+    def headline(self, trials: list[Trial], final: bool = False) -> str:
+        spent, of, unit = self.progress(trials)
+        eta = None if final else self.eta(spent, of)
+        best, best_trial = self.best(trials)
+        parts = [
+            f"{unit} {spent:.0f}/{of:.0f}" if unit != "s" else f"{spent:.0f}/{of:.0f} s",
+            f"elapsed {_clock(self.elapsed())}",
+        ]
+        if eta is not None:
+            parts.append(f"ETA {_clock(eta)}")
+        if best is not None:
+            parts.append(f"best {self.metric} {best:.4f} ({self.params(best_trial)})")
+        return " | ".join(parts)
+
+    def _render(self, trials: list[Trial], final: bool = False) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        spent, of, _ = self.progress(trials)
+        counts = self.counts(trials, final)
+        running = [t for t in trials if t.status == Trial.RUNNING]
+        table = Table(show_header=True, box=None, pad_edge=False)
+        for column in ("running trial", "epoch", self.metric, "params"):
+            table.add_column(column)
+        for trial in running:
+            value = (trial.last_result or {}).get(self.metric)
+            table.add_row(
+                trial.trial_id, f"{trial_epochs(trial)}/{self.max_epochs}",
+                "-" if not isinstance(value, (int, float)) else f"{value:.4f}", self.params(trial),
+            )
+        parts: list[Any] = [
+            ProgressBar(total=max(of, 1.0), completed=min(spent, of), width=40),
+            Text(self.headline(trials, final)),
+            Text(", ".join(f"{key} {value}" for key, value in counts.items())),
+        ]
+        if running:
+            parts.append(table)
+        return Group(*parts)
+
+    # --- Ray Tune hooks -------------------------------------------------------------------
+
+    def setup(self, **info: Any) -> None:
+        self._start = time.monotonic()
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        self._ended = {t.trial_id for t in trials if t.is_finished()}
         if sys.stdout.isatty():
             now = time.monotonic()
             if now - self._last_draw < 0.25:
@@ -232,23 +310,37 @@ class ProgressCallback(Callback):
             self._live.update(self._render(trials))
             return
         for trial in trials:
-            if trial.status in (Trial.TERMINATED, Trial.ERROR) and trial.trial_id not in self._reported:
+            if trial.trial_id in self._ended and trial.trial_id not in self._reported:
                 self._reported.add(trial.trial_id)
-                counts = self.counts(trials)
-                best, _ = self._best(trials)
                 value = (trial.last_result or {}).get(self.metric)
                 shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+                spent, of, unit = self.progress(trials)
+                counts = self.counts(trials)
                 print(
-                    f"[{len(self._reported)}/{self.total}] trial {trial.trial_id} "
+                    f"[{unit} {spent:.0f}/{of:.0f}] trial {trial.trial_id} "
                     f"{'failed' if trial.status == Trial.ERROR else 'ended'} after {trial_epochs(trial)} epochs "
-                    f"({self.metric} {shown}); "
-                    + ", ".join(f"{k} {v}" for k, v in counts.items())
-                    + (f"; best {best:.4f}" if best is not None else ""),
+                    f"({self.metric} {shown}); " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                    + f"; {self.headline(trials)}",
                     flush=True,
                 )
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         if self._live is not None:
-            self._live.update(self._render(trials))
+            self._live.update(self._render(trials, final=True))
             self._live.stop()
             self._live = None
+        else:
+            counts = self.counts(trials, final=True)
+            if counts.get("interrupted"):
+                print(f"interrupted: {counts['interrupted']} running trial(s) stopped; `harness resume` continues them",
+                      flush=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -45,6 +45,9 @@ def check_data(spec: StudySpec) -> StudySpec:
     return spec
 
 
-def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
-    """Read, override and validate a study file, then check it against its data."""
-    return check_data(load_spec(path, overrides))
+def load_study(
+    path: str | Path, overrides: dict[str, Any] | None = None, notes: list[str] | None = None
+) -> StudySpec:
+    """Read, override and validate a study file, then check it against its data; `notes`
+    collects the searched fields the overrides pinned."""
+    return check_data(load_spec(path, overrides, notes))

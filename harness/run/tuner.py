@@ -46,7 +46,12 @@ def build_tuner(plan: StudyPlan, study: StudyRun, storage: Path, name: str, prog
         EndedTrialsCallback(storage / name),
     ]
     if progress:
-        callbacks.append(ProgressCallback(plan.metric, plan.mode, plan.max_epochs, plan.expected_trials))
+        callbacks.append(
+            ProgressCallback(
+                plan.metric, plan.mode, plan.max_epochs, plan.expected_trials,
+                spec.search.budget_epochs, spec.search.time_budget_s,
+            )
+        )
     budget = None
     if spec.search.budget_epochs is not None or spec.search.time_budget_s is not None:
         from harness.search.budget import StudyBudget

@@ -53,8 +53,11 @@ def check_search_space(spec: StudySpec) -> None:
         raise SpecError("\n".join(problems))
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
-    """Read, override and validate a study file; raise SpecError on any problem."""
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, notes: list[str] | None = None
+) -> StudySpec:
+    """Read, override and validate a study file; raise SpecError on any problem. `notes`, if
+    given, collects what the overrides did beyond setting values (a searched field pinned)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -66,12 +69,35 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Stud
         raise SpecError(f"{path}: malformed YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a study file is a mapping of keys (name, data, model, ...), given {type(raw).__name__}")
-    return spec_from_dict(raw, overrides, source=str(path))
+    return spec_from_dict(raw, overrides, source=str(path), notes=notes)
 
 
-def spec_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None, source: str = "spec") -> StudySpec:
+def pin(raw: dict[str, Any], path: str) -> list[str]:
+    """Take the searched fields that an override of `path` sets (the path itself, or a field
+    under it) out of the search space: a value set on the command line is used, never ignored
+    in favour of sampled ones. Returns the paths taken out."""
+    space = raw.get("search", {}).get("space") if isinstance(raw.get("search"), dict) else None
+    if path.startswith("search.") or not isinstance(space, dict):
+        return []
+    taken = [key for key in space if key == path or key.startswith(path + ".")]
+    for key in taken:
+        del space[key]
+    return taken
+
+
+def spec_from_dict(
+    raw: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    source: str = "spec",
+    notes: list[str] | None = None,
+) -> StudySpec:
+    """Validate a study mapping with dotted-path `overrides` applied; an override of a searched
+    field pins it (see `pin`), which `notes` records."""
     raw = copy.deepcopy(raw)
     for key, value in (overrides or {}).items():
+        for taken in pin(raw, key):
+            if notes is not None:
+                notes.append(f"{key}: set to {value!r}, so {taken} is no longer searched")
         set_path(raw, key, value)
     try:
         spec = StudySpec.model_validate(raw)

@@ -14,8 +14,9 @@ KIND = "harness.kind"
 KIND_STUDY, KIND_TRIAL, KIND_COMPARISON, KIND_LR_FIND = "study", "trial", "comparison", "lr_find"
 PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's nesting tag
 RUN_NAME = "mlflow.runName"
-GIT_COMMIT = "git_commit"
+GIT_COMMIT = "git_commit"  # `none` outside a git checkout
 HARNESS_VERSION = "harness_version"
+SOURCE_HASH = "source_hash"  # of the harness's Python sources: what ran, with or without git
 PYTHON = "python"
 
 # --- study (parent) runs -------------------------------------------------------------------

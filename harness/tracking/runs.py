@@ -3,6 +3,8 @@ end a run with a status and a reason."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -42,11 +44,27 @@ def environment_lock() -> str:
 
 
 def git_commit(cwd: Path | None = None) -> str:
+    """The commit of the harness's own checkout; `none` when it runs from an installed package
+    (then `harness_version` and `source_hash` say what ran)."""
+    where = cwd or Path(harness.__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+        return "none"
+    return out.stdout.strip() if out.returncode == 0 else "none"
+
+
+@functools.cache
+def source_hash() -> str:
+    """SHA-256 (first 16 hex digits) of the harness's Python sources, `harness`,
+    `lightning_modules` and `dashboards`: identifies the code that ran with or without git."""
+    digest = hashlib.sha256()
+    root = Path(harness.__file__).resolve().parents[1]
+    for package in ("harness", "lightning_modules", "dashboards"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -99,6 +117,7 @@ def open_run(
         c.KIND: kind,
         c.GIT_COMMIT: git_commit(),
         c.HARNESS_VERSION: harness.__version__,
+        c.SOURCE_HASH: source_hash(),
         c.PYTHON: platform.python_version(),
         **(tags or {}),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
@@ -97,13 +98,24 @@ def test_bad_override_is_reported_like_a_bad_file(tmp_path: Path, harness_home: 
     assert "grid searcher needs a finite set of values" in capsys.readouterr().err
 
 
-def test_validate_accepts_a_good_study(tmp_path: Path, capsys):
+def test_validate_prints_the_resolved_study(tmp_path: Path, capsys):
     study = write_study(tmp_path, {"name": "good"})
     assert main(["validate", str(study), "--num-trials", "5", "--seed", "3"]) == 0
-    assert "valid study 'good'" in capsys.readouterr().out
-
-
-def test_studies_lists_the_shipped_files(capsys):
-    assert main(["studies"]) == 0
     out = capsys.readouterr().out
-    assert "studies/quickstart.yaml" in out and "quickstart" in out
+    assert "valid study 'good'" in out
+    resolved = yaml.safe_load(out)  # the summary is a YAML comment: the output is the study itself
+    assert resolved["seed"] == 3 and resolved["search"]["num_trials"] == 5
+    assert resolved["train"]["schedule"]["name"] == "constant"  # defaults filled in
+
+
+def test_set_on_a_searched_field_pins_it_and_says_so(tmp_path: Path, capsys):
+    study = write_study(tmp_path, {"name": "pinned"})  # searches model.hidden and train.optimizer.lr
+    assert main(["validate", str(study), "--set", "model.hidden=[64, 32]"]) == 0
+    captured = capsys.readouterr()
+    resolved = yaml.safe_load(captured.out)
+    assert resolved["model"]["hidden"] == [64, 32]
+    assert "model.hidden" not in resolved["search"]["space"] and "train.optimizer.lr" in resolved["search"]["space"]
+    assert "note: model.hidden: set to [64, 32], so model.hidden is no longer searched" in captured.err
+    # Setting a whole section pins every searched field under it.
+    assert main(["validate", str(study), "--set", "model={kind: mlp, hidden: [8]}"]) == 0
+    assert "model.hidden is no longer searched" in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""The live progress view counts what has really happened: finished trials of the total at the
+start, trials stopped by an interruption as interrupted (not stopped early), and the budget's
+own unit when a study has one (a comparison's epoch budget)."""
+
+from __future__ import annotations
+
+import pytest
+from ray.tune.experiment import Trial
+
+from harness.run.callbacks import ProgressCallback
+
+
+def trial(trial_id: str, status: str, epochs: int = 0, loss: float | None = None, lr: float = 0.1) -> Trial:
+    t = Trial("__fake", config={"train.optimizer.lr": lr}, stub=True, trial_id=trial_id)
+    if epochs:
+        t.run_metadata.last_result = {"epoch": epochs, "val/loss": loss}
+    t.set_status(status)
+    return t
+
+
+def test_at_the_start_nothing_is_finished():
+    view = ProgressCallback("val/loss", "min", max_epochs=5, total=6)
+    trials = [trial(f"t{i}", Trial.PENDING) for i in range(6)]
+    view.on_step_end(0, trials)
+    assert view.progress(trials) == (0.0, 6.0, "trials")
+    assert view.counts(trials) == {"done": 0, "stopped early": 0, "failed": 0, "running": 0, "pending": 6}
+    assert view.headline(trials).startswith("trials 0/6 | elapsed 0:0")
+    assert "ETA" not in view.headline(trials)  # no pace yet
+
+
+def test_counts_progress_best_and_eta_while_running(capsys: pytest.CaptureFixture[str]):
+    view = ProgressCallback("val/loss", "min", max_epochs=5, total=4)
+    trials = [
+        trial("a", Trial.TERMINATED, 5, 0.30, lr=0.01),
+        trial("b", Trial.TERMINATED, 2, 0.90),  # stopped early by a scheduler
+        trial("c", Trial.RUNNING, 3, 0.20, lr=0.03),
+        trial("d", Trial.ERROR, 1, float("nan")),
+    ]
+    view.on_step_end(1, trials)
+    assert view.counts(trials) == {"done": 1, "stopped early": 1, "failed": 1, "running": 1, "pending": 0}
+    assert view.progress(trials) == (3.0, 4.0, "trials")
+    best, best_trial = view.best(trials)
+    assert best == 0.20 and best_trial is trials[2]  # the running trial's latest value counts
+    assert "best val/loss 0.2000 (train.optimizer.lr=0.03)" in view.headline(trials)
+    assert "ETA" in view.headline(trials)
+    lines = capsys.readouterr().out.splitlines()  # not a terminal: one line per ended trial
+    assert len(lines) == 3 and all(line.startswith("[trials 3/4]") for line in lines)
+
+
+def test_trials_stopped_by_an_interruption_are_not_stopped_early(capsys: pytest.CaptureFixture[str]):
+    view = ProgressCallback("val/loss", "min", max_epochs=5, total=3)
+    trials = [trial("a", Trial.TERMINATED, 5, 0.3), trial("b", Trial.RUNNING, 2, 0.5), trial("c", Trial.RUNNING, 1, 0.6)]
+    view.on_step_end(4, trials)
+    # Ctrl-C: Ray Tune stops the running trials after the loop's last step, marking them TERMINATED.
+    for t in trials[1:]:
+        t.set_status(Trial.TERMINATED)
+    final = view.counts(trials, final=True)
+    assert final["interrupted"] == 2 and final["stopped early"] == 0 and final["done"] == 1
+    view.on_experiment_end(trials)
+    assert "interrupted: 2 running trial(s) stopped" in capsys.readouterr().out
+
+
+def test_a_budgeted_study_counts_in_the_budget_unit():
+    view = ProgressCallback("objective/value", "min", max_epochs=3, total=30, budget_epochs=30)
+    trials = [trial("a", Trial.TERMINATED, 3, 1.0), trial("b", Trial.TERMINATED, 1, 2.0), trial("c", Trial.RUNNING, 2, 0.5)]
+    view.on_step_end(2, trials)
+    assert view.progress(trials) == (6.0, 30.0, "epochs")  # not "2/30" trials under a 30-epoch budget
+    assert view.headline(trials).startswith("epochs 6/30")
+    timed = ProgressCallback("objective/value", "min", max_epochs=3, total=100_000, budget_seconds=60)
+    spent, of, unit = timed.progress(trials)
+    assert unit == "s" and of == 60 and 0 <= spent < 60
+
+
+def test_the_view_survives_pickling_with_its_settings_only():
+    import pickle
+
+    view = ProgressCallback("val/loss", "min", 5, 6, budget_epochs=12)
+    view.on_step_end(0, [trial("a", Trial.TERMINATED, 5, 0.1)])
+    copy = pickle.loads(pickle.dumps(view))
+    assert copy.budget_epochs == 12 and copy._ended == set() and copy._reported == set()
