@@ -64,3 +64,15 @@ def test_studies_lists_each_with_its_command(capsys: pytest.CaptureFixture[str])
     assert main(["studies"]) == 0
     out = capsys.readouterr().out
     assert "harness run quickstart " in out and "harness compare compare_strategies " in out
+
+
+def test_harness_finds_a_shipped_study_by_name_outside_the_checkout(tmp_path: Path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "validate", "quickstart", "--num-trials", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "valid study 'quickstart'" in out.stdout and "2 training trials" in out.stdout
