@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -109,6 +110,10 @@ def test_compare_interrupted_resumed_reported(mlflow_server: str, harness_home: 
     result = run_cli("resume", str(folder))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "p vs random" in result.stdout and "final best" in result.stdout
+    # Each execution's progress counts in its budget's unit: epochs of the 10-epoch budget.
+    spent = [re.match(r"\[epochs (\d+)/(\d+)\]", line) for line in result.stdout.splitlines()]
+    spent = [m for m in spent if m]
+    assert spent and all(int(m.group(2)) == BUDGET and int(m.group(1)) <= BUDGET + EPOCHS for m in spent)
 
     # The run tree: comparison -> one FINISHED study run per (strategy, seed) -> its trials.
     kinds = runs_of(client, name)
