@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from typing import Any
@@ -31,17 +30,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _study_file(given: str) -> Any:
-    """A study file's path, or the shipped study of that name (`quickstart`)."""
+    """A study file's path, or the shipped study of that name (`quickstart`), read once here
+    for what makes a file unreadable (size, encoding, nesting, duplicate keys, alias bombs):
+    that fails in a moment, before the schema and its registries are imported."""
     from harness.study.library import resolve_study_file
+    from harness.study.reading import read_yaml_mapping
 
-    return resolve_study_file(given)
+    path = resolve_study_file(given)
+    read_yaml_mapping(path, "study file")
+    return path
 
 
 def _load(args: argparse.Namespace) -> Any:
+    path = _study_file(args.file)
     from harness.run.preflight import load_study
 
     notes: list[str] = []
-    spec = load_study(_study_file(args.file), _overrides(args), notes)
+    spec = load_study(path, _overrides(args), notes)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return spec
@@ -50,9 +55,9 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_validate(args: argparse.Namespace) -> int:
     import yaml
 
+    path = _study_file(args.file)
     from harness.compare import is_comparison_file, load_comparison
 
-    path = _study_file(args.file)
     if is_comparison_file(path):
         comparison = load_comparison(path)
         executions = len(comparison.strategies) * len(comparison.seed_list())
@@ -112,9 +117,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    path = _study_file(args.file)
     from harness.compare import load_comparison, run_comparison
 
-    spec = load_comparison(_study_file(args.file))  # every derived study is checked before anything starts
+    spec = load_comparison(path)  # every derived study is checked before anything starts
 
     def announce(folder: Any) -> None:
         print(f"comparison folder: {folder}\n(if the driver stops, continue with: harness resume {folder})", flush=True)
@@ -169,13 +175,10 @@ def _comparison_done(outcome: Any) -> int:
 
 
 def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (a scheduler or `kill`) like Ctrl-C: Ray Tune then saves the study's
-    state and stops cleanly, and the study can be resumed."""
+    """SIGTERM (a scheduler, `kill`, `timeout`) stops like Ctrl-C; see harness.run.signals."""
+    from harness.run.signals import stop_on_sigterm
 
-    def forward(signum: int, frame: Any) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-
-    signal.signal(signal.SIGTERM, forward)
+    stop_on_sigterm()
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -305,6 +308,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from harness.paths import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
+    if not uri.startswith("http"):
+        from harness.tracking.store import check_store
+
+        check_store(uri)
     if uri.startswith("http"):
         print(f"the MLflow server at {uri} serves its own UI: open it in a browser")
         return EXIT_OK

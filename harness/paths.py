@@ -14,9 +14,8 @@ def default_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else a local SQLite store (no server needed)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    home = harness_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'mlflow.db'}"
+    # The folder is created (and checked writable) by `harness.tracking.store.check_store`.
+    return f"sqlite:///{harness_home() / 'mlflow.db'}"
 
 
 def default_artifact_root() -> Path:

@@ -27,8 +27,10 @@ from harness.paths import default_tracking_uri, harness_home
 from harness.run.cluster import init_ray
 from harness.run.execute import STATE_FILE as STUDY_STATE_FILE
 from harness.run.execute import resume_study, run_study
+from harness.study.reading import read_yaml_mapping
 from harness.tracking import contract as c
 from harness.tracking.runs import StudyRun, client_for, end_run, finish_study_run, open_run, reopen_study_run
+from harness.tracking.store import check_store, check_writable
 
 STATE_FILE = "harness_comparison.json"
 PENDING, RUNNING, INTERRUPTED, FINISHED = "pending", "running", "interrupted", "finished"
@@ -74,10 +76,10 @@ class ComparisonState:
 def is_comparison_file(path: str | Path) -> bool:
     """Whether a YAML file reads as a comparison (it lists strategies and names a study)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
+        raw = read_yaml_mapping(Path(path), "study or comparison file")
+    except SpecError:
         return False  # loading it as a study reports what is wrong
-    return isinstance(raw, dict) and "strategies" in raw and "study" in raw
+    return "strategies" in raw and "study" in raw
 
 
 def is_comparison_folder(path: str | Path) -> bool:
@@ -147,10 +149,12 @@ def run_comparison(
     """Run every (strategy, seed) of a validated comparison, then `report` it; `announce(folder)`
     learns the comparison folder (what `harness resume` takes) as soon as it exists."""
     tracking_uri = tracking_uri or default_tracking_uri()
-    init_ray(address)  # before any MLflow run: a bad address must leave nothing behind
+    root = Path(storage).resolve() if storage else harness_home() / "compare"
+    check_store(tracking_uri)  # before Ray and before any MLflow run, as for a study
+    check_writable(root, "--storage")
+    init_ray(address)
     experiment_id, run_id = _start_comparison_run(spec, tracking_uri)
     try:
-        root = Path(storage).resolve() if storage else harness_home() / "compare"
         folder = root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"
         folder.mkdir(parents=True, exist_ok=True)
         executions = [Execution(strategy, seed) for strategy in spec.strategies for seed in spec.seed_list()]

@@ -9,7 +9,6 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from harness.errors import SpecError
@@ -18,6 +17,7 @@ from harness.run.plan import StudyPlan
 from harness.run.preflight import data_problems
 from harness.search import SCHEDULERS, SEARCHERS, STRATEGIES
 from harness.study import StudySpec, check_search_space, format_errors
+from harness.study.reading import read_yaml_mapping
 from lightning_modules.config import Config
 
 # A time budget leaves the number of trials open: the study samples until the time is spent.
@@ -178,15 +178,7 @@ def _format(exc: ValidationError) -> str:
 
 
 def _read_mapping(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the {what} ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: malformed YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a {what} is a mapping of keys, given {type(raw).__name__}")
-    return raw
+    return read_yaml_mapping(path, what)
 
 
 def load_comparison(path: str | Path) -> ComparisonSpec:

@@ -192,6 +192,9 @@ def init_ray(address: str | None, verbose: bool | None = None) -> None:
         given, address = address, cluster_address(address)
         check_reachable(address, given)
         check_auth(address, given)
+    from harness.run import signals
+
+    keep_sigterm = signals.chosen()
     try:
         ray.init(
             address=address,
@@ -202,4 +205,23 @@ def init_ray(address: str | None, verbose: bool | None = None) -> None:
         )
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise SpecError(f"--address {address!r}: cannot connect to a Ray cluster there ({exc})") from None
+    finally:
+        if keep_sigterm:
+            signals.stop_on_sigterm()  # ray.init replaced it
     quiet_ray(verbose)
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """SpecError when no trial could ever be placed: the cluster has fewer CPUs or GPUs in all
+    than one trial asks for (Ray would wait for them forever)."""
+    import ray
+
+    total = ray.cluster_resources()
+    for key, field, wanted in (("CPU", "cpus_per_trial", cpus_per_trial), ("GPU", "gpus_per_trial", gpus_per_trial)):
+        have = float(total.get(key, 0.0))
+        if wanted > have:
+            raise SpecError(
+                f"resources.{field}: each trial asks for {wanted:g} {key}, but the Ray cluster has {have:g} in all; "
+                f"ask for at most {have:g}, or add nodes (an autoscaling cluster adds only node types that "
+                "could hold one trial)"
+            )

@@ -14,13 +14,15 @@ from pathlib import Path
 
 from harness.errors import SpecError
 from harness.paths import default_storage, default_tracking_uri
-from harness.run.cluster import init_ray
+from harness.run.cluster import check_resources, init_ray
 from harness.run.finalize import StudyOutcome, finalize
 from harness.run.plan import StudyPlan
 from harness.run.tuner import build_tuner, make_trainable
 from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.tracking.runs import StudyRun, client_for, finish_study_run, reopen_study_run, start_study_run
+from harness.tracking.store import check_store, check_writable
+from harness.tracking.trials import ChildRuns
 
 STATE_FILE = "harness_study.json"
 
@@ -42,21 +44,26 @@ def run_study(
     tracking_uri = tracking_uri or default_tracking_uri()
     storage = Path(storage or default_storage()).resolve()
     plan = StudyPlan.of(spec)
-    init_ray(address)  # before any MLflow run: a bad address must leave nothing behind
+    # Everything that can be checked is checked before any MLflow run exists: the store and the
+    # storage folder (before Ray starts, seconds), then the cluster and what a trial asks of it.
+    check_store(tracking_uri)
+    check_writable(storage, "--storage")
+    init_ray(address)
+    check_resources(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
     study = start_study_run(
         spec, tracking_uri, spec.search.strategy, plan.kind_name, parent_run_id=parent_run_id, extra_tags=run_tags
     )
-    name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{study.parent_run_id[:8]}"
-    path = storage / name
-    path.mkdir(parents=True, exist_ok=True)
-    (path / STATE_FILE).write_text(json.dumps({"spec": spec.to_dict(), "study": asdict(study)}, indent=2))
-    client_for(tracking_uri).set_tag(study.parent_run_id, c.RAY_EXPERIMENT_PATH, str(path))
-    if announce is not None:
-        announce(path)
-    with _closed_on_interrupt(study):
+    with _closed_on_exit(study, plan):  # every way out closes what was opened
+        name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{study.parent_run_id[:8]}"
+        path = storage / name
+        path.mkdir(parents=True, exist_ok=True)
+        (path / STATE_FILE).write_text(json.dumps({"spec": spec.to_dict(), "study": asdict(study)}, indent=2))
+        client_for(tracking_uri).set_tag(study.parent_run_id, c.RAY_EXPERIMENT_PATH, str(path))
+        if announce is not None:
+            announce(path)
         tuner = build_tuner(plan, study, storage, name, progress)
         results = tuner.fit()
-    with _closed_on_interrupt(study):  # a Ctrl-C while reconciling: `harness resume` finishes it
+    with _closed_on_exit(study, plan):  # a Ctrl-C while reconciling: `harness resume` finishes it
         return finalize(plan, study, path, results)
 
 
@@ -72,31 +79,50 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
     state = json.loads(state_file.read_text())
     plan = StudyPlan.of(StudySpec.model_validate(state["spec"]))
     study = StudyRun(**state["study"])
+    check_store(study.tracking_uri)
     init_ray(address)
     if not tune.Tuner.can_restore(str(path)):
         raise SpecError(f"{path}: Ray Tune saved no state here yet; run the study again instead")
+    check_resources(plan.spec.resources.cpus_per_trial, plan.spec.resources.gpus_per_trial)
     reopen_study_run(study)
-    with _closed_on_interrupt(study):
+    with _closed_on_exit(study, plan):
         tuner = tune.Tuner.restore(
             str(path), trainable=make_trainable(plan), resume_unfinished=True, resume_errored=False
         )
         results = tuner.fit()
-    with _closed_on_interrupt(study):
+    with _closed_on_exit(study, plan):
         return finalize(plan, study, path, results)
 
 
 @contextmanager
-def _closed_on_interrupt(study: StudyRun) -> Iterator[None]:
-    """Ray Tune turns a first Ctrl-C during `fit` into a clean stop; one that lands before or
-    after (while the Tuner is built, or a second Ctrl-C) must not leave the parent RUNNING."""
+def _closed_on_exit(study: StudyRun, plan: StudyPlan) -> Iterator[None]:
+    """Whatever ends the block early closes the parent run and its still-running child runs:
+    KILLED for an interruption (Ray Tune turns a first Ctrl-C during `fit` into a clean stop;
+    one that lands before or after, or a second one, raises here), FAILED with the error for
+    anything else (a folder that cannot be written, a store that went away). Nothing is left
+    RUNNING; `harness resume` reopens what it continues."""
     handler = signal.getsignal(signal.SIGINT)
     try:
         yield
-    except KeyboardInterrupt:
-        finish_study_run(study, c.KILLED)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        _close_all(study, plan, c.KILLED if interrupted else c.FAILED, None if interrupted else exc)
         raise
     finally:
         # A fit that ends normally leaves Ray Tune's SIGINT handler in place, which would swallow
         # the next Ctrl-C (during finalize, or a comparison's next study): give the caller's back.
         if handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)
+
+
+def _close_all(study: StudyRun, plan: StudyPlan, status: str, error: BaseException | None) -> None:
+    client = client_for(study.tracking_uri)
+    try:
+        runs = ChildRuns(study, plan, plan.scheduler_name)
+        for trial_id in runs.run_ids():
+            runs.suspend(trial_id, c.INTERRUPTED_REASON)
+        if error is not None:
+            client.set_tag(study.parent_run_id, c.STOP_REASON, f"{type(error).__name__}: {error}"[:5000])
+        finish_study_run(study, status)
+    except Exception:  # the store itself may be what failed: the original error matters more
+        pass

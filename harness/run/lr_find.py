@@ -17,6 +17,7 @@ from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.tracking.plots import lr_range_png
 from harness.tracking.runs import client_for, flatten, open_run
+from harness.tracking.store import check_store
 from harness.trial.lr_find import LRFindSettings, sweep
 from lightning_modules.optim import LRRange
 
@@ -54,6 +55,8 @@ def run_lr_find(
         raise SpecError(f"{spec.name}: lr-find needs a training study; this one evaluates an objective function")
     settings = settings or LRFindSettings()
     settings.check()
+    tracking_uri = tracking_uri or default_tracking_uri()
+    check_store(tracking_uri)
     result, batch_size, lr_factor = sweep(spec, settings)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = Path(out) if out else harness_home() / "lr_find" / f"{spec.name}-{stamp}"
@@ -65,7 +68,6 @@ def run_lr_find(
     )
     (folder / c.SPEC_ARTIFACT).write_text(spec.to_yaml())
 
-    tracking_uri = tracking_uri or default_tracking_uri()
     client = client_for(tracking_uri)
     tags = {c.SEED: str(spec.seed), c.SPEC_HASH: spec.spec_hash(), c.DIVERGED: str(result.diverged).lower()}
     run_id = open_run(tracking_uri, spec.name, c.KIND_LR_FIND, f"lr-find-{stamp}", tags).parent_run_id

@@ -14,6 +14,7 @@ from harness.run.callbacks import (
     SchedulerStateCallback,
 )
 from harness.run.plan import StudyPlan
+from harness.run.signals import SigtermGuard
 from harness.search.space import to_tune_space
 from harness.tracking.runs import StudyRun
 from harness.tracking.trials import ChildRuns
@@ -44,6 +45,7 @@ def build_tuner(plan: StudyPlan, study: StudyRun, storage: Path, name: str, prog
     callbacks: list[Any] = [
         MlflowTrialCallback(ChildRuns(study, plan, plan.scheduler_name)),
         EndedTrialsCallback(storage / name),
+        SigtermGuard(),
     ]
     if progress:
         callbacks.append(

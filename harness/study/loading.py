@@ -8,7 +8,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from harness.errors import SpecError
@@ -17,6 +16,7 @@ from harness.search import SEARCHERS, resolve_strategy, strategy_problems
 from harness.search.space import DISCRETE
 from harness.study.dotted import lookup, set_path, siblings
 from harness.study.messages import format_errors
+from harness.study.reading import read_yaml_mapping
 from harness.study.schema import UNSEARCHABLE, StudySpec
 
 
@@ -59,16 +59,7 @@ def load_spec(
     """Read, override and validate a study file; raise SpecError on any problem. `notes`, if
     given, collects what the overrides did beyond setting values (a searched field pinned)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the study file ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: malformed YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a study file is a mapping of keys (name, data, model, ...), given {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "study file")
     return spec_from_dict(raw, overrides, source=str(path), notes=notes)
 
 

@@ -39,9 +39,12 @@ def _config_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the union tags pydantic puts in locations (`model.mlp.hidden` -> `model.hidden`)."""
+    """Drop the union tags pydantic puts in locations (`model.mlp.hidden` -> `model.hidden`; a
+    distribution's tag before its own field: `lr.loguniform.loguniform` -> `lr.loguniform`)."""
     out = []
     for i, part in enumerate(loc):
+        if i > 0 and isinstance(part, str) and part == loc[i - 1]:
+            continue
         if i > 0 and loc[i - 1] in TAGGED_SECTIONS and part in TAGGED_SECTIONS[loc[i - 1]][0]:
             continue
         if i > 1 and loc[i - 2] in TAGGED_LISTS and isinstance(loc[i - 1], int) and part in TAGGED_LISTS[loc[i - 2]][0]:

@@ -100,8 +100,12 @@ class DataSpec(Config):
         return self
 
 
+# Upper bounds that no real study reaches and that keep a typo from starting a search that never ends.
+MAX_EPOCHS, MAX_TRIALS = 100_000, 100_000
+
+
 class TrainSpec(Config):
-    max_epochs: int = Field(10, ge=1)
+    max_epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     # `full`: the whole train split per step (batch gradient descent); 1: pure SGD.
     batch_size: int | Literal["full"] = 64
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -132,7 +136,7 @@ class SearchSpec(Config):
     strategy: str = "random"
     searcher: str | None = None
     scheduler: str | None = None
-    num_trials: int = Field(10, ge=1)
+    num_trials: int = Field(10, ge=1, le=MAX_TRIALS)
     metric: Literal[METRICS] = "val/loss"  # type: ignore[valid-type]
     mode: Literal["min", "max"] = "min"
     space: dict[str, Distribution] = Field(default_factory=dict)
@@ -177,7 +181,7 @@ class ResourcesSpec(Config):
 class StudySpec(Config):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="seeds every trial and the searcher (NumPy takes [0, 2**32))")
     objective: ObjectiveSpec | None = Field(
         None, description="a benchmark function evaluated instead of training (data, model and train unused)"
     )

@@ -165,11 +165,15 @@ def start_study_run(
         tracking_uri, spec.name, c.KIND_STUDY, f"{tags[c.STRATEGY]}-seed{spec.seed}-{stamp()}", tags, parent_run_id
     )
     client = client_for(tracking_uri)
-    params = {k: v for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")}
-    for key, value in params.items():
-        client.log_param(study.parent_run_id, key, str(value)[:6000])
-    client.log_text(study.parent_run_id, spec.to_yaml(), c.SPEC_ARTIFACT)
-    client.log_text(study.parent_run_id, environment_lock(), c.ENVIRONMENT_ARTIFACT)
+    try:
+        params = {k: v for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")}
+        for key, value in params.items():
+            client.log_param(study.parent_run_id, key, str(value)[:6000])
+        client.log_text(study.parent_run_id, spec.to_yaml(), c.SPEC_ARTIFACT)
+        client.log_text(study.parent_run_id, environment_lock(), c.ENVIRONMENT_ARTIFACT)
+    except BaseException as exc:  # a Ctrl-C or SIGTERM while it is being filled in
+        finish_study_run(study, c.KILLED if isinstance(exc, KeyboardInterrupt) else c.FAILED)
+        raise
     return study
 
 

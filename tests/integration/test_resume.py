@@ -244,3 +244,39 @@ def test_asha_rungs_survive_a_resume(mlflow_server: str, tmp_path: Path) -> None
     assert started_after, "no trial started after the resume reached a rung"
     (parent,), trials = child_runs(client, name)
     assert parent.info.status == "FINISHED" and len(trials) >= 8
+
+
+def _wait_for_parent(client: MlflowClient, name: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"driver ended early:\n{proc.stdout.read() if proc.stdout else ''}"
+        experiment = client.get_experiment_by_name(name)
+        if experiment and client.search_runs([experiment.experiment_id]):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the parent run never appeared")
+
+
+@pytest.mark.parametrize("moment", ["start-up, parent run just opened", "mid-trial, after a trial finished"])
+def test_sigterm_stops_like_ctrl_c(moment: str, mlflow_server: str, tmp_path: Path) -> None:
+    """SIGTERM (Slurm, Kubernetes, systemd, `timeout`) at any moment: a clean stop like Ctrl-C,
+    never Ray's abort (exit 134, runs left RUNNING)."""
+    name = f"sigterm-{moment.split(',')[0]}"
+    study = write_study(tmp_path, {**SLOW_STUDY, "name": name})
+    storage, home = tmp_path / "ray", tmp_path / "home"
+    client = MlflowClient(mlflow_server)
+    proc = start_driver(study, mlflow_server, storage, home)
+    try:
+        if moment.startswith("start-up"):
+            _wait_for_parent(client, name, proc)
+        else:
+            wait_until_mid_study(client, name, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        kill_session(proc)
+    assert proc.returncode == 130, out[-3000:]
+    assert "SIGTERM received" not in out and "Traceback" not in out
+    (parent,), trials = child_runs(client, name)
+    assert parent.info.status == "KILLED"
+    assert not [r for r in trials if r.info.status == "RUNNING"]

@@ -106,6 +106,7 @@ def test_reproduce_matches_then_detects_tampering(grid_study, mlflow_server: str
     ok = run_cli("reproduce", run.info.run_id, "--tracking-uri", mlflow_server)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "MATCH" in ok.stdout and "val/loss" in ok.stdout
+    assert "Downloading artifacts" not in ok.stderr  # MLflow's progress bar is noise here (-v shows it)
     # A later value at the same step replaces the recorded one: reproduce must notice.
     recorded = client.get_metric_history(run.info.run_id, "val/loss")[-1]
     client.log_metric(run.info.run_id, "val/loss", recorded.value + 1e-3, step=recorded.step)
