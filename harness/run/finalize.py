@@ -89,7 +89,7 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
     if outcome.top:
         best = outcome.top[0]
         parent_metrics = _evaluate_chosen(plan, results, best["trial_id"])
-        if spec.objective is None:  # an objective has no test split: its parent records the exact regret
+        if plan.kind.reads_data:  # an objective has no test split: its parent records the exact regret
             outcome.test_metrics = parent_metrics
         for key, value in parent_metrics.items():
             client.log_metric(study.parent_run_id, key, value)

@@ -18,6 +18,7 @@ from harness.tracking import contract as c
 from harness.tracking.plots import lr_range_png
 from harness.tracking.runs import client_for, flatten, open_run
 from harness.tracking.store import check_store
+from harness.trial.kinds import TRIAL_KINDS, kind_for
 from harness.trial.lr_find import LRFindSettings, sweep
 from lightning_modules.optim import LRRange
 
@@ -51,7 +52,7 @@ def run_lr_find(
     out: str | Path | None = None,
 ) -> LRFindOutcome:
     """Sweep, save CSV + PNG in `out` (default HARNESS_HOME/lr_find/<study>-<time>), log a run."""
-    if spec.objective is not None:
+    if not TRIAL_KINDS.get(kind_for(spec)).reads_data:
         raise SpecError(f"{spec.name}: lr-find needs a training study; this one evaluates an objective function")
     settings = settings or LRFindSettings()
     settings.check()

@@ -10,12 +10,13 @@ from typing import Any
 from harness.errors import SpecError
 from harness.study import StudySpec, load_spec
 from harness.trial.build import datamodule
+from harness.trial.kinds import TRIAL_KINDS, kind_for
 
 
 def data_problems(spec: StudySpec) -> list[str]:
     """A batch size larger than the train split (also among the searched values), label
     smoothing on a regression task, a step that does not fit the data. Loads the dataset once."""
-    if spec.objective is not None:
+    if not TRIAL_KINDS.get(kind_for(spec)).reads_data:
         return []
     sizes = [("train.batch_size", spec.train.batch_size)]
     dist = spec.search.space.get("train.batch_size")

@@ -28,7 +28,9 @@ class TrialKind:
     resolved spec, outside Ray, reporting each epoch to a sink; `evaluate(trial_spec, result)`:
     the parent run's metrics for the chosen trial's Ray result; `reproduce_all_epochs`: a
     reproduction replays every epoch, not only those recorded (a learning curve depends on
-    the full budget)."""
+    the full budget); `reads_data`: its trials train on the study's data, so the data is checked
+    before a run and the chosen trial is scored on the sealed test split (an objective has
+    neither)."""
 
     applies: Callable[[StudySpec], bool]
     trainable: Callable[[StudySpec], Any]
@@ -36,6 +38,7 @@ class TrialKind:
     evaluate: Callable[[StudySpec, Any], dict[str, float]]
     priority: int = 100
     reproduce_all_epochs: bool = False
+    reads_data: bool = True
     summary: str = ""
 
 
@@ -140,6 +143,7 @@ TRIAL_KINDS.register("objective")(
         evaluate=_evaluate_objective,
         priority=10,
         reproduce_all_epochs=True,
+        reads_data=False,
         summary="evaluates a benchmark function per epoch-equivalent; the parent records the exact regret",
     )
 )
