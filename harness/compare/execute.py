@@ -150,9 +150,10 @@ def run_comparison(
     learns the comparison folder (what `harness resume` takes) as soon as it exists."""
     tracking_uri = tracking_uri or default_tracking_uri()
     root = Path(storage).resolve() if storage else harness_home() / "compare"
-    check_store(tracking_uri)  # before Ray and before any MLflow run, as for a study
+    check_store(tracking_uri, create=False)  # before Ray and before any MLflow run, as for a study
     check_writable(root, "--storage")
     init_ray(address)
+    check_store(tracking_uri)
     experiment_id, run_id = _start_comparison_run(spec, tracking_uri)
     try:
         folder = root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{run_id[:8]}"

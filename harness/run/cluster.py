@@ -99,9 +99,15 @@ def prepare_auth(address: str | None) -> None:
             os.environ["RAY_AUTH_MODE"] = "token"
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         return
-    # Without a token, token mode would abort the process inside Ray; `check_auth` then says
-    # what is missing instead.
-    if token_available() and not address.startswith("ray://") and cluster_mode(address) == "token":
+    if address.startswith("ray://"):
+        return
+    mode = cluster_mode(address)
+    if mode == "open":
+        # Said explicitly, so that no token lying around can switch the driver to token mode.
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+    elif mode == "token" and token_available():
+        # Without a token, token mode would abort the process inside Ray; `check_auth` then
+        # says what is missing instead.
         os.environ["RAY_AUTH_MODE"] = "token"
 
 

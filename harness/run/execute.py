@@ -46,10 +46,11 @@ def run_study(
     plan = StudyPlan.of(spec)
     # Everything that can be checked is checked before any MLflow run exists: the store and the
     # storage folder (before Ray starts, seconds), then the cluster and what a trial asks of it.
-    check_store(tracking_uri)
+    check_store(tracking_uri, create=False)
     check_writable(storage, "--storage")
     init_ray(address)
     check_resources(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+    check_store(tracking_uri)  # a new local store is created now, once every check has passed
     study = start_study_run(
         spec, tracking_uri, spec.search.strategy, plan.kind_name, parent_run_id=parent_run_id, extra_tags=run_tags
     )

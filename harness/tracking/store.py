@@ -75,11 +75,19 @@ def check_server(tracking_uri: str, timeout_s: float = 10.0) -> None:
     )
 
 
-def check_store(tracking_uri: str) -> None:
-    """Check the tracking store a study will write to, before Ray starts or any run exists."""
+def check_store(tracking_uri: str, create: bool = True) -> None:
+    """Check the tracking store a study will write to, before any run exists: the server
+    answers, or the local store's folder can be written. With `create`, a new local SQLite
+    store is also created (once, under a lock); without, nothing is written but a folder, so a
+    later check that fails (a bad `--address`) leaves no database behind."""
     if tracking_uri.startswith(("http://", "https://")):
         check_server(tracking_uri)
-    elif sqlite_path(tracking_uri) is not None:
-        _created(tracking_uri)
+    elif (path := sqlite_path(tracking_uri)) is not None:
+        if create:
+            _created(tracking_uri)
+        else:
+            check_writable(path.parent, "the tracking store's folder")
+            if path.exists() and not os.access(path, os.W_OK):
+                raise SpecError(f"tracking store {path}: the database file is read-only")
     elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
         check_writable(Path(urlparse(tracking_uri).path or tracking_uri), "the tracking store's folder")
