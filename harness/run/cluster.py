@@ -61,17 +61,23 @@ except Exception as exc:
 """
 
 
+def _refused(host: str, port: int, timeout_s: float) -> str | None:
+    """Why nothing accepts a TCP connection at host:port, or None when something does."""
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=timeout_s).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 def cluster_mode(address: str, timeout_s: float = 30.0) -> str:
     """`token` when the cluster at `address` requires token authentication, `open` when it
     does not, `unknown` when the probe cannot tell (no cluster there: `init_ray` then says so)."""
     host, _, port = address.rpartition(":")
     if address != "auto" and not (host and port.isdigit()):
         return "unknown"
-    if address != "auto":
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
-        except OSError:
-            return "unknown"
+    if address != "auto" and _refused(host, int(port), 3.0) is not None:
+        return "unknown"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_AUTH_TOKEN", None)
     try:
@@ -140,11 +146,8 @@ def check_reachable(address: str, given: str | None = None, timeout_s: float = 3
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise SpecError(f"--address {address!r}: expected auto or HOST:PORT of the head node's GCS (default port 6379)")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    reason = _refused(host, int(port), timeout_s)
+    if reason is not None:
         raise SpecError(
             f"--address {given or address}: no Ray cluster answers at {address} ({reason}); check that the head node runs "
             "(`ray status` on it) and that the port is its GCS port"

@@ -88,7 +88,11 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
         raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); save the {what} as UTF-8") from None
     limit = sys.getrecursionlimit()
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+        loader = _StrictLoader(text)  # the safe loader's constructors only
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:

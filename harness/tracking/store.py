@@ -35,6 +35,13 @@ def check_writable(folder: Path, what: str) -> None:
         raise SpecError(f"{what} {folder}: cannot write there ({exc.strerror or exc})") from None
 
 
+def _check_local(path: Path) -> None:
+    """The SQLite store's folder can be written, and so can its database file if it exists."""
+    check_writable(path.parent, "the tracking store's folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SpecError(f"tracking store {path}: the database file is read-only")
+
+
 @functools.cache
 def _created(tracking_uri: str) -> bool:
     """Create (or migrate) the local SQLite store once, under a file lock shared by every
@@ -44,9 +51,7 @@ def _created(tracking_uri: str) -> bool:
 
     path = sqlite_path(tracking_uri)
     assert path is not None
-    check_writable(path.parent, "the tracking store's folder")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise SpecError(f"tracking store {path}: the database file is read-only")
+    _check_local(path)
     try:
         with FileLock(str(path) + ".lock", timeout=300):
             MlflowClient(tracking_uri).search_experiments(max_results=1)
@@ -86,8 +91,6 @@ def check_store(tracking_uri: str, create: bool = True) -> None:
         if create:
             _created(tracking_uri)
         else:
-            check_writable(path.parent, "the tracking store's folder")
-            if path.exists() and not os.access(path, os.W_OK):
-                raise SpecError(f"tracking store {path}: the database file is read-only")
+            _check_local(path)
     elif tracking_uri.startswith("file:") or "://" not in tracking_uri:
         check_writable(Path(urlparse(tracking_uri).path or tracking_uri), "the tracking store's folder")
