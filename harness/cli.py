@@ -83,7 +83,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    spec = _load(args)
+    return _run(args, _load(args))
+
+
+def _run(args: argparse.Namespace, spec: Any) -> int:
     from harness.run.execute import run_study
 
     def announce(folder: Any) -> None:
@@ -100,6 +103,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _print_outcome(outcome)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    """`harness run` for a study with a `compress:` section (and only for one)."""
+    spec = _load(args)
+    if spec.compress is None:
+        print(f"error: {args.file}: no `compress:` section; `harness run` runs a study without one", file=sys.stderr)
+        return EXIT_USAGE
+    return _run(args, spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -190,15 +202,17 @@ def _print_outcome(outcome: Any) -> None:
     console.print(f"\n[bold]{counts}[/bold]")
     if outcome.top:
         table = Table(title=f"best trials by {outcome.metric} ({outcome.mode})")
-        for column in ("trial", "epochs", outcome.metric, "val/acc", "params"):
+        # A compression study also shows what the compression bought.
+        extra = [k for k in ("val/acc", "size/ratio", "latency/speedup_batch", "sparsity")
+                 if k != outcome.metric and any(k in row for row in outcome.top)]
+        if "val/acc" not in extra and outcome.metric != "val/acc":
+            extra.insert(0, "val/acc")
+        for column in ("trial", "epochs", outcome.metric, *extra, "params"):
             table.add_column(column)
         for row in outcome.top:
-            acc = row.get("val/acc")
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in row["params"].items())
-            table.add_row(
-                row["trial_id"], str(row["epochs"]), _with_std(row, outcome.metric),
-                "-" if acc is None else f"{acc:.4f}", params,
-            )
+            shown = ["-" if row.get(k) is None else f"{row[k]:.4f}" for k in extra]
+            table.add_row(row["trial_id"], str(row["epochs"]), _with_std(row, outcome.metric), *shown, params)
         console.print(table)
     if outcome.test_metrics:
         overall = {k: v for k, v in outcome.test_metrics.items() if k.count("/") == 1}
@@ -373,6 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     search_args(p)
     run_args(p, default_storage())
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compress", help="run a compression study (a study with a `compress:` section)")
+    study_file(p, "compression study")
+    override_args(p)
+    search_args(p)
+    run_args(p, default_storage())
+    p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("validate", help="check a study (or comparison) and print it resolved; run nothing")
     study_file(p, "study or comparison")

@@ -75,6 +75,20 @@ class MlflowTrialCallback(Callback):
         histogram = final_weight_histogram(trial)
         if histogram is not None:
             self.runs.log_weight_histogram(trial.trial_id, trial.config, histogram)
+        self._log_compressed(trial)
+
+    def _log_compressed(self, trial: Trial) -> None:
+        """A compression trial's shipped artifact, from beside its final checkpoint."""
+        if trial.checkpoint is None:
+            return
+        try:
+            with trial.checkpoint.as_directory() as folder:
+                artifact = Path(folder) / c.COMPRESSED_DIR
+                if artifact.is_dir():
+                    run_id = self.runs.ensure(trial.trial_id, trial.config)
+                    self.runs.client.log_artifacts(run_id, str(artifact), c.COMPRESSED_DIR)
+        except OSError:
+            pass  # evidence only: a missing checkpoint folder must not fail the study
 
 
 class SchedulerStateCallback(Callback):

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.compress.teacher import check_teacher_run, prepare_trials
 from harness.errors import SpecError
 from harness.paths import default_storage, default_tracking_uri
 from harness.run.cluster import check_resources, init_ray
@@ -48,6 +49,7 @@ def run_study(
     # storage folder (before Ray starts, seconds), then the cluster and what a trial asks of it.
     check_store(tracking_uri, create=False)
     check_writable(storage, "--storage")
+    check_teacher_run(spec, tracking_uri)
     init_ray(address)
     check_resources(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
     check_store(tracking_uri)  # a new local store is created now, once every check has passed
@@ -62,7 +64,8 @@ def run_study(
         client_for(tracking_uri).set_tag(study.parent_run_id, c.RAY_EXPERIMENT_PATH, str(path))
         if announce is not None:
             announce(path)
-        tuner = build_tuner(plan, study, storage, name, progress)
+        prepared = prepare_trials(spec, study, path)  # a compression study's teacher, once
+        tuner = build_tuner(plan, study, storage, name, progress, prepared)
         results = tuner.fit()
     with _closed_on_exit(study, plan):  # a Ctrl-C while reconciling: `harness resume` finishes it
         return finalize(plan, study, path, results)
@@ -88,7 +91,8 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
     reopen_study_run(study)
     with _closed_on_exit(study, plan):
         tuner = tune.Tuner.restore(
-            str(path), trainable=make_trainable(plan), resume_unfinished=True, resume_errored=False
+            str(path), trainable=make_trainable(plan, prepare_trials(plan.spec, study, path)),
+            resume_unfinished=True, resume_errored=False,
         )
         results = tuner.fit()
     with _closed_on_exit(study, plan):

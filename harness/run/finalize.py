@@ -17,6 +17,10 @@ from harness.tracking.runs import StudyRun, client_for, finish_study_run
 from harness.tracking.trials import ChildRuns
 
 
+# What the best-trials table adds for a compression trial.
+SHOWN_COMPRESSION = ("size/ratio", "latency/speedup_batch", "sparsity")
+
+
 @dataclass
 class StudyOutcome:
     """What a finished (or interrupted) execution produced, for the CLI to print."""
@@ -96,6 +100,7 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
         client.log_metric(study.parent_run_id, f"{c.BEST_PREFIX}{spec.search.metric}", best[spec.search.metric])
         client.set_tag(study.parent_run_id, c.BEST_TRIAL_ID, best["trial_id"])
         client.set_tag(study.parent_run_id, c.BEST_RUN_ID, best["run_id"])
+        _log_best_model(plan, results, best["trial_id"], study)
     report = {"counts": counts, "top": outcome.top, "test": outcome.test_metrics}
     client.log_text(study.parent_run_id, json.dumps(report, indent=2, default=str), c.REPORT_ARTIFACT)
     finish_study_run(study)
@@ -170,7 +175,7 @@ def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5)
             "run_id": run_ids.get(trial.trial_id, ""),
             "epochs": trial_epochs(trial),
             spec.search.metric: float(value),
-            **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc")},
+            **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc", *SHOWN_COMPRESSION)},
             # k-fold trials report the spread of the objective over folds.
             **{k: v for k, v in trial.last_result.items() if k == f"{spec.search.metric}_std"},
             "params": dict(trial.config),
@@ -178,6 +183,20 @@ def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5)
         rows.append(row)
     rows.sort(key=lambda r: sign * r[spec.search.metric])
     return rows[:k]
+
+
+def _log_best_model(plan: StudyPlan, results: Any, trial_id: str, study: StudyRun) -> None:
+    """The chosen trial's network as the parent run's MLflow model (kinds that train one)."""
+    if plan.kind.model is None:
+        return
+    from harness.tracking.models import log_model
+
+    for result in results:
+        if result.metrics.get("trial_id") == trial_id:
+            net = plan.kind.model(plan.trial_spec(result.config), result)
+            if net is not None:
+                log_model(client_for(study.tracking_uri), study.parent_run_id, net)
+            return
 
 
 def _evaluate_chosen(plan: StudyPlan, results: Any, trial_id: str) -> dict[str, float]:

@@ -63,4 +63,6 @@ class StudyPlan:
         return self.trial_spec(config).to_yaml()
 
     def trial_max_epochs(self, config: dict[str, Any]) -> int:
+        if self.spec.compress is not None:
+            return self.trial_spec(config).compress.epochs()  # type: ignore[union-attr]
         return int(config.get("train.max_epochs", self.spec.train.max_epochs))

@@ -19,6 +19,10 @@ from harness.tracking.trials import numeric_metrics
 from harness.trial.kinds import TRIAL_KINDS, kind_for
 
 
+# Timings: reported again, never compared (a shared machine's clock is not reproducible).
+UNCOMPARED = ("latency/", "overhead/")
+
+
 @dataclass(frozen=True)
 class Comparison:
     epoch: int
@@ -67,11 +71,18 @@ def reproduce_run(run_id: str, tracking_uri: str) -> list[Comparison]:
     def sink(metrics: dict[str, Any], where: Any) -> None:
         reproduced[int(metrics["epoch"])] = numeric_metrics(metrics)
 
-    kind = TRIAL_KINDS.get(kind_for(spec))
+    kind_name = kind_for(spec)
+    kind = TRIAL_KINDS.get(kind_name)
+    extra: dict[str, Any] = {}
+    if spec.compress is not None:
+        from harness.compress.teacher import teacher_of
+
+        extra["teacher"] = teacher_of(client, run, tracking_uri)
     # A learning curve's value at an epoch depends on the full budget: such kinds replay all.
-    kind.fit(spec, sink, stop_after=None if kind.reproduce_all_epochs else epochs, accelerator="cpu")
+    kind.fit(spec, sink, stop_after=None if kind.reproduce_all_epochs else epochs, accelerator="cpu", **extra)
     return [
         Comparison(epoch, key, steps[epoch], reproduced.get(epoch, {}).get(key, float("nan")))
         for key, steps in sorted(history.items())
+        if not key.startswith(UNCOMPARED)
         for epoch in sorted(steps)
     ]

@@ -20,20 +20,23 @@ from harness.tracking.runs import StudyRun
 from harness.tracking.trials import ChildRuns
 
 
-def make_trainable(plan: StudyPlan) -> Any:
-    """The trial kind's trainable with the study's per-trial resources."""
+def make_trainable(plan: StudyPlan, prepared: dict[str, Any] | None = None) -> Any:
+    """The trial kind's trainable with the study's per-trial resources and what was prepared
+    once for all its trials (a compression study's teacher)."""
     from ray import tune
 
     spec = plan.spec
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
-    return tune.with_resources(plan.kind.trainable(spec), resources)
+    return tune.with_resources(plan.kind.trainable(spec, **(prepared or {})), resources)
 
 
 def trial_dirname(trial: Any) -> str:
     return f"trial-{trial.trial_id}"
 
 
-def build_tuner(plan: StudyPlan, study: StudyRun, storage: Path, name: str, progress: bool) -> Any:
+def build_tuner(
+    plan: StudyPlan, study: StudyRun, storage: Path, name: str, progress: bool, prepared: dict[str, Any] | None = None
+) -> Any:
     """The Tuner of one execution: the plan's searcher, scheduler and trainable, the driver's
     callbacks (MLflow child runs, ended trials, progress, scheduler state, checkpoint pruning)
     and the study's budget as a stopper."""
@@ -72,7 +75,7 @@ def build_tuner(plan: StudyPlan, study: StudyRun, storage: Path, name: str, prog
     # A BasicVariantGenerator caps concurrency itself; Ray would ignore the Tuner's cap and warn.
     concurrency = None if isinstance(search_alg, BasicVariantGenerator) else spec.search.max_concurrent_trials
     return tune.Tuner(
-        make_trainable(plan),
+        make_trainable(plan, prepared),
         param_space=to_tune_space(spec.search.space, as_grid=searcher.grid),
         tune_config=tune.TuneConfig(
             metric=spec.search.metric,

@@ -77,7 +77,15 @@ def searcher_seed(spec: StudySpec) -> int:
 
 
 def max_epochs_bound(spec: StudySpec) -> int:
-    """The most epochs any trial can run, also when `train.max_epochs` is searched."""
+    """The most epochs any trial can run, also when `train.max_epochs` is searched (or, in a
+    compression study, a step's epochs or rounds)."""
+    if spec.compress is not None:
+        longest = {
+            path: max(dist.probe_values())
+            for path, dist in spec.search.space.items()
+            if path.startswith("compress.") and path.rsplit(".", 1)[-1] in ("epochs", "rounds", "finetune_epochs")
+        }
+        return spec.with_values(longest).compress.epochs()
     dist = spec.search.space.get("train.max_epochs")
     if dist is None:
         return spec.train.max_epochs

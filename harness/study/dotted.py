@@ -10,6 +10,7 @@ import yaml
 
 from harness.errors import SpecError
 from harness.objectives import OBJECTIVES
+from lightning_modules.compression import COMPRESSION_STEPS
 from lightning_modules.data import DATASETS, PREPROCESSORS, SPLITS
 from lightning_modules.data.datasets import dataset_mapping
 from lightning_modules.models import MODELS
@@ -22,7 +23,7 @@ TAGGED_SECTIONS = {
     "split": (SPLITS, "kind"),
 }
 # Sections that are a list of such unions (`data.preprocessing.2.window` addresses an item's key).
-TAGGED_LISTS = {"preprocessing": (PREPROCESSORS, "name")}
+TAGGED_LISTS = {"preprocessing": (PREPROCESSORS, "name"), "steps": (COMPRESSION_STEPS, "kind")}
 
 
 def item_at(node: Any, part: str) -> tuple[bool, Any]:

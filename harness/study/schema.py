@@ -14,6 +14,7 @@ from harness.objectives import OBJECTIVE_METRIC, OBJECTIVES
 from harness.search import SCHEDULERS, SEARCHERS, STRATEGIES
 from harness.search.space import Distribution
 from harness.study.dotted import set_path
+from lightning_modules.compression import COMPRESSION_STEPS, PruneConfig, QuantizeConfig
 from lightning_modules.config import Config
 from lightning_modules.data import DATASETS, PREPROCESSORS, SplitConfig, split_configs
 from lightning_modules.data.datasets import dataset_mapping
@@ -22,7 +23,13 @@ from lightning_modules.models import MODELS, models_for
 from lightning_modules.optim import OptimizerConfig, ScheduleConfig
 from lightning_modules.regularizers import EarlyStoppingConfig, GradientClipConfig, RegularizationConfig
 
-METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC)
+# What a compression trial measures of its shipped artifact (lower is better except the
+# ratios and speedups), searchable as any metric.
+COMPRESSION_METRICS = (
+    "size/bytes", "size/gzip_bytes", "size/ratio", "latency/ms", "latency/ms_batch", "latency/speedup",
+    "latency/speedup_batch", "sparsity", "params/nonzero",
+)
+METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC, *COMPRESSION_METRICS)
 # A trial's resources and the search's own settings are fixed for a whole study.
 UNSEARCHABLE = ("name", "description", "search", "resources")
 BUDGET_KEYS = ("budget_epochs", "time_budget_s")
@@ -44,6 +51,60 @@ StepSpec = Annotated[
     Union[tuple(PREPROCESSORS.get(name).config for name in PREPROCESSORS.names())],  # type: ignore[valid-type]
     Field(discriminator="name"),
 ]
+CompressionStepSpec = Annotated[
+    Union[tuple(COMPRESSION_STEPS.get(name).config for name in COMPRESSION_STEPS.names())],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
+# Models whose export (ONNX) and weight layers the compression steps handle.
+COMPRESSIBLE_MODELS = ("mlp", "cnn")
+
+
+class TeacherRun(Config):
+    run: str = Field(pattern=r"^[0-9a-f]{32}$", description="a finished study (parent) or trial run with a logged model")
+
+
+class CompressSpec(Config):
+    """The model to compress (`train`: the study's own model and train sections, trained once
+    per execution; or `{run: RUN_ID}`) and the steps applied to it, in order."""
+
+    teacher: Literal["train"] | TeacherRun = "train"
+    steps: list[SerializeAsAny[CompressionStepSpec]] = Field(min_length=1, max_length=20)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _known_kinds(cls, steps: Any) -> Any:
+        for i, step in enumerate(steps if isinstance(steps, list) else []):
+            kind = step.get("kind") if isinstance(step, dict) else None
+            if kind not in COMPRESSION_STEPS:
+                raise FieldPathError(
+                    f"compress.steps.{i}.kind", kind, f"a compression step; known: {', '.join(COMPRESSION_STEPS.names())}"
+                )
+        return steps
+
+    @model_validator(mode="after")
+    def _quantize_last(self) -> CompressSpec:
+        # Quantization fixes the weights' integer grid; a later step that trains would leave it.
+        for i, step in enumerate(self.steps):
+            later = [j for j in range(i + 1, len(self.steps)) if COMPRESSION_STEPS.get(self.steps[j].kind).trains]
+            if isinstance(step, QuantizeConfig) and later:
+                raise FieldPathError(
+                    f"compress.steps.{i}.kind", step.kind,
+                    f"quantization comes after every step that trains (step {later[0]} is "
+                    f"{self.steps[later[0]].kind!r}); move it last",
+                )
+        return self
+
+    def epochs(self) -> int:
+        """Epochs a trial reports: every fine-tuning epoch, then one for the measured artifact."""
+        total = 1
+        for step in self.steps:
+            if isinstance(step, QuantizeConfig):
+                total += step.epochs
+            elif isinstance(step, PruneConfig):
+                total += step.rounds * step.finetune_epochs
+        return total
+
+
 class DataSpec(Config):
     # Registry entries' configs, tagged by `name` (`kind` for the split); a bare name
     # (`dataset: digits`, `ucr:GunPoint`, `split: kfold`, a step `standardize`) means its defaults.
@@ -190,6 +251,33 @@ class StudySpec(Config):
     train: TrainSpec = TrainSpec()
     search: SearchSpec = SearchSpec()
     resources: ResourcesSpec = ResourcesSpec()
+    compress: CompressSpec | None = Field(None, description="compress a teacher model by a chain of steps")
+
+    @model_validator(mode="after")
+    def _compression_fits(self) -> StudySpec:
+        if self.compress is None:
+            return self
+        if self.objective is not None:
+            raise FieldPathError("compress", "...", "an objective study trains no model to compress; remove one section")
+        trained = self.compress.teacher == "train"
+        for i, step in enumerate(self.compress.steps):
+            where = f"compress.steps.{i}"
+            if trained and self.model.kind not in COMPRESSIBLE_MODELS:
+                raise FieldPathError(
+                    "model.kind", self.model.kind, f"a model the compression steps handle: {', '.join(COMPRESSIBLE_MODELS)}"
+                )
+            if isinstance(step, PruneConfig) and step.structure == "structured" and trained and self.model.kind != "mlp":
+                raise FieldPathError(
+                    f"{where}.structure", step.structure,
+                    f"structured pruning removes hidden neurons of an mlp; a {self.model.kind!r} model has none it "
+                    "can shrink (use structure: unstructured)",
+                )
+            if isinstance(step, PruneConfig) and step.ticket == "rewind" and not trained:
+                raise FieldPathError(
+                    f"{where}.ticket", step.ticket,
+                    "rewinding needs the teacher's initial weights, known only for teacher: train",
+                )
+        return self
 
     @model_validator(mode="after")
     def _model_reads_the_data(self) -> StudySpec:
@@ -207,9 +295,10 @@ class StudySpec(Config):
 
     def to_dict(self) -> dict[str, Any]:
         raw = self.model_dump(mode="json")
-        if raw.get("objective") is None:
-            # Absent rather than null: a training study's dump and hash stay as they were.
-            raw.pop("objective", None)
+        for section in ("objective", "compress"):
+            if raw.get(section) is None:
+                # Absent rather than null: a training study's dump and hash stay as they were.
+                raw.pop(section, None)
         for key in BUDGET_KEYS:
             if raw["search"].get(key) is None:
                 raw["search"].pop(key, None)

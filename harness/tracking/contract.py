@@ -12,6 +12,7 @@ RUNNING, FINISHED, KILLED, FAILED = "RUNNING", "FINISHED", "KILLED", "FAILED"
 # --- tags on every run the harness opens --------------------------------------------------
 KIND = "harness.kind"
 KIND_STUDY, KIND_TRIAL, KIND_COMPARISON, KIND_LR_FIND = "study", "trial", "comparison", "lr_find"
+KIND_TEACHER = "teacher"  # a compression study's teacher, trained once per execution
 PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's nesting tag
 RUN_NAME = "mlflow.runName"
 GIT_COMMIT = "git_commit"  # `none` outside a git checkout
@@ -47,6 +48,9 @@ BASELINE = "baseline"
 # --- lr-find runs ---------------------------------------------------------------------------
 DIVERGED = "diverged"
 
+# --- compression studies --------------------------------------------------------------------
+TEACHER_RUN_ID = "teacher_run_id"  # on the parent: the run whose model the trials compress
+
 # --- artifacts ------------------------------------------------------------------------------
 SPEC_ARTIFACT = "spec.yaml"
 TRIAL_SPEC_ARTIFACT = "trial_spec.yaml"
@@ -56,6 +60,8 @@ ERROR_ARTIFACT = "error.txt"
 WEIGHTS_HISTOGRAM_JSON = "weights_histogram.json"
 WEIGHTS_HISTOGRAM_PNG = "weights_histogram.png"
 COMPARISON_SPEC_ARTIFACT = "comparison.yaml"
+MODEL_ARTIFACT = "model"  # an MLflow model (pytorch flavour): a study's best model, a teacher
+COMPRESSED_DIR = "compressed"  # a compression trial's shipped artifact (ONNX or packed weights)
 
 # --- metrics --------------------------------------------------------------------------------
 EPOCH = "epoch"  # logged at every epoch step; the trial's progress
@@ -71,6 +77,10 @@ ORPHAN_REASON = "driver stopped before the study state recorded this trial; it w
 INTERRUPTED_REASON = "driver interrupted; `harness resume` continues this trial"
 
 
+SPARSITY = "sparsity"  # a compression trial's fraction of zero weights
+
+
 def is_epoch_metric(key: str) -> bool:
-    """Whether a reported key is a per-epoch metric the harness logs (`split/name` keys, `lr`)."""
-    return "/" in key or key == LR
+    """Whether a reported key is a per-epoch metric the harness logs (`split/name` keys, `lr`,
+    `sparsity`)."""
+    return "/" in key or key in (LR, SPARSITY)

@@ -194,10 +194,10 @@ class ChildRuns:
             end_run(self.client, run_id, c.KILLED, reason, only_if_running=True)
 
     def statuses(self) -> dict[str, str]:
-        """Trial id -> MLflow status of every child run of the parent."""
+        """Trial id -> MLflow status of every trial run of the parent (not its teacher run)."""
         runs = self.client.search_runs(
             [self.study.experiment_id],
-            filter_string=f"tags.`{c.PARENT_RUN_ID}` = '{self.study.parent_run_id}'",
+            filter_string=f"tags.`{c.PARENT_RUN_ID}` = '{self.study.parent_run_id}' and tags.`{c.KIND}` = '{c.KIND_TRIAL}'",
             max_results=50000,
         )
         return {run.data.tags.get(c.TRIAL_ID, run.info.run_id): run.info.status for run in runs}

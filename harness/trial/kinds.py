@@ -24,18 +24,21 @@ Fit = Callable[..., Any]
 @dataclass(frozen=True)
 class TrialKind:
     """`applies(spec)`: this kind runs the study (kinds are tried by ascending `priority`);
-    `trainable(spec)`: the Ray Tune function trainable, its parameters bound; `fit`: one
+    `trainable(spec, **prepared)`: the Ray Tune function trainable, its parameters bound (with
+    what the study prepared once for all trials, such as a compression study's teacher); `fit`: one
     resolved spec, outside Ray, reporting each epoch to a sink; `evaluate(trial_spec, result)`:
-    the parent run's metrics for the chosen trial's Ray result; `reproduce_all_epochs`: a
+    the parent run's metrics for the chosen trial's Ray result; `model(trial_spec, result)`:
+    its trained network, logged on the parent run as an MLflow model; `reproduce_all_epochs`: a
     reproduction replays every epoch, not only those recorded (a learning curve depends on
     the full budget); `reads_data`: its trials train on the study's data, so the data is checked
     before a run and the chosen trial is scored on the sealed test split (an objective has
     neither)."""
 
     applies: Callable[[StudySpec], bool]
-    trainable: Callable[[StudySpec], Any]
+    trainable: Callable[..., Any]
     fit: Fit
     evaluate: Callable[[StudySpec, Any], dict[str, float]]
+    model: Callable[[StudySpec, Any], Any] | None = None
     priority: int = 100
     reproduce_all_epochs: bool = False
     reads_data: bool = True
@@ -86,6 +89,15 @@ def _evaluate_training(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
     return evaluate_checkpoint(spec, checkpoint)
 
 
+def _trained_network(spec: StudySpec, result: Any) -> Any:
+    from harness.trial.training import restored
+
+    if result.checkpoint is None:
+        return None
+    with result.checkpoint.as_directory() as folder:
+        return restored(spec, checkpoint_file(Path(folder)))[1].net
+
+
 def _evaluate_kfold(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
     from harness.trial.kfold import evaluate_folds
 
@@ -98,6 +110,7 @@ TRIAL_KINDS.register("training")(
         trainable=training_trainable(_fit_training),
         fit=_fit_training,
         evaluate=_on_test(_evaluate_training),
+        model=_trained_network,
         priority=1000,
         summary="one Lightning fit of the trial's model; the chosen trial is scored on the sealed test split",
     )
@@ -114,10 +127,53 @@ TRIAL_KINDS.register("kfold")(
 )
 
 
+# --- compression ---------------------------------------------------------------------------
+
+
+def _compression_trainable(spec: StudySpec, teacher: Any = None) -> Any:
+    from ray import tune
+
+    from harness.trial.compression import compression_trainable
+
+    if teacher is None:
+        raise ValueError("a compression study's trainable needs its teacher")
+    return tune.with_parameters(compression_trainable, base_spec=spec.to_dict(), teacher=teacher)
+
+
+def _fit_compression(spec: StudySpec, sink: Any, **options: Any) -> Any:
+    from harness.trial.compression import fit_compression
+
+    options.pop("stop_after", None)  # a compression trial always runs every stage
+    options.pop("resume_from", None)
+    return fit_compression(spec, sink, **options)
+
+
+def _evaluate_compression(spec: StudySpec, result: Any) -> dict[str, float]:
+    from harness.trial.compression import evaluate_artifact
+
+    if result.checkpoint is None:
+        return {}
+    with result.checkpoint.as_directory() as folder:
+        return evaluate_artifact(spec, Path(folder))
+
+
+TRIAL_KINDS.register("compression")(
+    TrialKind(
+        applies=lambda spec: spec.compress is not None,
+        trainable=_compression_trainable,
+        fit=_fit_compression,
+        evaluate=_evaluate_compression,
+        priority=5,
+        reproduce_all_epochs=True,
+        summary="compresses the teacher by the study's steps; scores, sizes and times the shipped artifact",
+    )
+)
+
+
 # --- objective -----------------------------------------------------------------------------
 
 
-def _objective_trainable(spec: StudySpec) -> Any:
+def _objective_trainable(spec: StudySpec, **_: Any) -> Any:
     from harness.trial.objective import objective_trainable
 
     return objective_trainable(spec)

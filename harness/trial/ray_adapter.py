@@ -55,7 +55,7 @@ def training_trainable(fit: Callable[..., Any]) -> Callable[[StudySpec], Any]:
     """The Ray Tune trainable of a spec for a training kind (`training`, `kfold`) whose `fit`
     (a module-level function, pickled by reference) trains one resolved spec."""
 
-    def trainable(spec: StudySpec) -> Any:
+    def trainable(spec: StudySpec, **_: Any) -> Any:
         from ray import tune
 
         return tune.with_parameters(ray_trainable, base_spec=spec.to_dict(), fit=fit)

@@ -11,6 +11,7 @@ import torch
 
 from harness.study import StudySpec
 from harness.trial.build import build, threads
+from lightning_modules.data import ArrayDataModule
 from lightning_modules.models import SupervisedModule
 from lightning_modules.training import EpochSink, fit_module, regime_metrics
 
@@ -35,10 +36,16 @@ def fit_trial(
     return module
 
 
-def evaluate_checkpoint(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
-    """Score a trained trial on the sealed test split: the one place the test split is read."""
+def restored(spec: StudySpec, checkpoint: Path) -> tuple[ArrayDataModule, SupervisedModule]:
+    """The datamodule and the module with a trial checkpoint's weights."""
     torch.set_num_threads(threads(spec))
     dm, module = build(spec)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     module.load_state_dict(state["state_dict"])
+    return dm, module
+
+
+def evaluate_checkpoint(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
+    """Score a trained trial on the sealed test split: the one place the test split is read."""
+    dm, module = restored(spec, checkpoint)
     return {**module.evaluate(dm.test_dataloader()), **regime_metrics(module, dm, "test")}

@@ -16,7 +16,7 @@ from lightning_modules.training.callbacks import EpochReporter, EpochSink, SpecO
 def quiet_lightning() -> None:
     """Keep Lightning's per-fit banners and tips out of study output."""
     warnings.filterwarnings("ignore", module="lightning")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -35,9 +35,13 @@ def start_node(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def alive_nodes(address: str, env: dict[str, str]) -> int:
+    # A node counts once it is alive *and* its CPU is free in the cluster's resource view:
+    # `Alive` alone comes before the resources are synced, and a study started in that gap
+    # places every trial on the head.
     probe = (
         f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
-        "print(sum(n['Alive'] for n in ray.nodes()))"
+        "alive = sum(n['Alive'] for n in ray.nodes()); "
+        "print(min(alive, int(ray.available_resources().get('CPU', 0))))"
     )
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
