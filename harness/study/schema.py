@@ -98,7 +98,7 @@ class CompressSpec(Config):
         """Epochs a trial reports: every fine-tuning epoch, then one for the measured artifact."""
         total = 1
         for step in self.steps:
-            if isinstance(step, QuantizeConfig):
+            if isinstance(step, QuantizeConfig) and step.method == "qat":
                 total += step.epochs
             elif isinstance(step, PruneConfig):
                 total += step.rounds * step.finetune_epochs

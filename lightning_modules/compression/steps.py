@@ -62,15 +62,13 @@ class QuantizeConfig(Config):
     symmetric: bool = True
     activations: bool = Field(False, description="also quantize activations (8 bits: ONNX Runtime static QDQ)")
     calibration: int = Field(512, ge=1, le=1_000_000, description="train samples that calibrate activation ranges")
-    epochs: int = Field(0, ge=0, le=10_000, description="quantization-aware fine-tuning epochs (qat)")
+    epochs: int = Field(2, ge=0, le=10_000, description="quantization-aware fine-tuning epochs (qat; ptq trains nothing)")
     lr: float | None = Field(None, gt=0, description="fine-tuning learning rate (default: train.optimizer.lr)")
 
     @model_validator(mode="after")
     def _consistent(self) -> QuantizeConfig:
         if self.method == "qat" and self.epochs == 0:
             raise ValueError("quantization-aware training (method: qat) needs epochs >= 1")
-        if self.method == "ptq" and self.epochs > 0:
-            raise ValueError("post-training quantization (method: ptq) trains nothing: epochs must be 0")
         if self.activations and self.bits != 8:
             raise ValueError(
                 f"activations are quantized at 8 bits only (ONNX Runtime's integer kernels); with bits {self.bits} "

@@ -3,6 +3,7 @@ reporting each epoch, and evaluates the chosen trial from a Ray result as finali
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,10 @@ TINY = {"model": {"kind": "mlp", "hidden": [8]}, "train": {"max_epochs": 2, "bat
 STUDIES = {
     "training": {"name": "k-train", **TINY},
     "kfold": {"name": "k-fold", **TINY, "data": {"split": {"kind": "kfold", "folds": 3}}},
+    "compression": {
+        "name": "k-compress", **TINY,
+        "compress": {"steps": [{"kind": "prune", "amount": 0.5, "finetune_epochs": 1}, {"kind": "quantize"}]},
+    },
     "objective": {
         "name": "k-obj", "objective": {"name": "branin"}, "train": {"max_epochs": 2},
         "search": {"metric": "objective/value"},
@@ -43,10 +48,17 @@ def test_kind_fits_reports_and_evaluates_the_chosen_trial(name: str, tmp_path: P
         rows.append(metrics)
         if hasattr(where, "save_checkpoint"):  # a training kind hands over its trainer (or folds)
             where.save_checkpoint(folder / CHECKPOINT_FILE)
+        elif isinstance(where, Path):  # a compression trial's final report: its artifact's folder
+            shutil.copytree(where, folder, dirs_exist_ok=True)
 
-    kind.fit(spec, sink, accelerator="cpu")
+    prepared: dict[str, Any] = {}
+    if name == "compression":
+        from harness.trial.compression import fit_teacher
+
+        prepared["teacher"] = fit_teacher(spec)[0]
+    kind.fit(spec, sink, accelerator="cpu", **prepared)
     assert [row["epoch"] for row in rows] == [1, 2]
-    assert kind.trainable(spec) is not None  # a Ray Tune trainable with its parameters bound
+    assert kind.trainable(spec, **prepared) is not None  # a Ray Tune trainable with its parameters bound
     result = SimpleNamespace(metrics=rows[-1], checkpoint=tune.Checkpoint.from_directory(str(folder)), config={})
     scores = kind.evaluate(spec, result)
     if name == "objective":
@@ -58,7 +70,7 @@ def test_kind_fits_reports_and_evaluates_the_chosen_trial(name: str, tmp_path: P
 
 
 def test_kinds_are_tried_by_priority():
-    priorities = [TRIAL_KINDS.get(name).priority for name in ("objective", "kfold", "training")]
+    priorities = [TRIAL_KINDS.get(name).priority for name in ("compression", "objective", "kfold", "training")]
     assert priorities == sorted(priorities)
     # An objective study with a k-fold split is still an objective study.
     spec = spec_from_dict({**STUDIES["objective"], "data": {"split": {"kind": "kfold"}}})

@@ -1,0 +1,134 @@
+"""Compression acceptance measurements on an MLP 784-300-100-10 on MNIST-5k, through the code a
+compression trial runs (`harness.trial.compression.fit_compression`), without Ray.
+
+    python benchmarks/compression.py [--quick] [--seeds N]
+
+Every row is one student compressed from a teacher trained by `fit_teacher` (the study's own
+train spec), scored as its shipped artifact (ONNX Runtime for float and INT8, packed weights
+for 4 and 2 bits) on the validation split; sizes are the artifact's bytes; latencies are
+medians over repeats, teacher and student timed in the same rounds of the same process, so
+the speedups are ratios on one machine at one moment. One thread per session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.study import spec_from_dict  # noqa: E402
+from harness.trial.compression import Teacher, fit_compression, fit_teacher  # noqa: E402
+
+BASE = {
+    "name": "compression-benchmark",
+    "data": {"dataset": "mnist", "split": {"kind": "stratified", "val": 0.15, "test": 0.15}, "preprocessing": ["standardize"]},
+    "model": {"kind": "mlp", "hidden": [300, 100]},
+    "train": {"max_epochs": 15, "batch_size": 64, "optimizer": {"name": "adamw", "lr": 1.0e-3}},
+    "compress": {"steps": [{"kind": "quantize"}]},
+}
+
+
+def spec_for(steps: list[dict[str, Any]], seed: int, epochs: int) -> Any:
+    raw = {**BASE, "seed": seed, "compress": {"steps": steps}}
+    raw["train"] = {**BASE["train"], "max_epochs": epochs}
+    return spec_from_dict(raw)
+
+
+def compressed(teacher: Teacher, steps: list[dict[str, Any]], seed: int, epochs: int) -> dict[str, float]:
+    return fit_compression(spec_for(steps, seed, epochs), lambda metrics, folder: None, teacher=teacher)
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 teacher epochs, 1 seed, fewer rows: a smoke run")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    epochs = 2 if args.quick else 15
+    seeds = list(range(1 if args.quick else args.seeds))
+    ft = 1 if args.quick else 3
+    started = time.perf_counter()
+    teachers = {seed: fit_teacher(spec_for([{"kind": "quantize"}], seed, epochs))[0] for seed in seeds}
+    teacher = teachers[0]
+    overheads: list[float] = []
+
+    def run(steps: list[dict[str, Any]], seed: int = 0) -> dict[str, float]:
+        metrics = compressed(teachers[seed], steps, seed, epochs)
+        overheads.append(metrics["overhead/measure_s"])
+        return metrics
+
+    rows = []
+    for label, step in [
+        ("dynamic (weights), per-channel", {"activations": False, "granularity": "per_channel"}),
+        ("dynamic (weights), per-tensor", {"activations": False, "granularity": "per_tensor"}),
+        ("static (weights + activations), per-channel", {"activations": True, "granularity": "per_channel"}),
+        ("static (weights + activations), per-tensor", {"activations": True, "granularity": "per_tensor"}),
+    ]:
+        m = run([{"kind": "quantize", "method": "ptq", "bits": 8, **step}])
+        rows.append([label, m["teacher/val/acc"], m["val/acc"], 100 * (m["teacher/val/acc"] - m["val/acc"]),
+                     m["size/ratio"], m["latency/speedup"], m["latency/speedup_batch"]])
+    table("INT8 post-training quantization (ONNX Runtime), symmetric, 512 calibration samples",
+          ["variant", "teacher acc", "INT8 acc", "drop (points)", "smaller (x)", "faster b=1 (x)", "faster b=256 (x)"], rows)
+
+    rows = []
+    for amount, rounds in [(0.9, 1), (0.9, 3), (0.95, 3), (0.98, 3)][: 2 if args.quick else 4]:
+        m = run([{"kind": "prune", "scope": "global", "amount": amount, "rounds": rounds, "finetune_epochs": ft}])
+        rows.append([amount, rounds, ft, m["sparsity"], m["teacher/val/acc"], m["val/acc"],
+                     100 * (m["teacher/val/acc"] - m["val/acc"]), m["size/ratio"], m["size/gzip_ratio"]])
+    table("Global magnitude pruning with fine-tuning after each round",
+          ["amount", "rounds", "fine-tune epochs/round", "sparsity", "teacher acc", "pruned acc", "drop (points)",
+           "smaller (x)", "smaller gzip (x)"], rows)
+
+    rows = []
+    for amount in [0.25, 0.5, 0.75, 0.9][: 2 if args.quick else 4]:
+        m = run([{"kind": "prune", "structure": "structured", "scope": "layer", "amount": amount, "finetune_epochs": ft}])
+        rows.append([amount, m["params/total"], m["val/acc"], m["latency/ms_batch"], m["latency/teacher_ms_batch"],
+                     m["latency/speedup_batch"], m["latency/speedup"]])
+    table("Structured pruning (whole hidden neurons), one round + fine-tuning: latency falls with width",
+          ["amount", "parameters", "acc", "ms b=256", "teacher ms b=256", "faster b=256 (x)", "faster b=1 (x)"], rows)
+
+    rows = []
+    for bits in (4, 2):
+        ptq, qat = [], []
+        for seed in seeds:
+            ptq.append(run([{"kind": "quantize", "method": "ptq", "bits": bits}], seed)["val/acc"])
+            qat.append(run([{"kind": "quantize", "method": "qat", "bits": bits, "epochs": ft, "lr": 1e-4}], seed)["val/acc"])
+        rows.append([bits, len(seeds), statistics.mean(ptq), statistics.mean(qat), 100 * statistics.mean(q - p for p, q in zip(ptq, qat)),
+                     f"{sum(q > p for p, q in zip(ptq, qat))}/{len(seeds)}"])
+    table("Low-bit weights: QAT recovers what PTQ loses (per-channel, symmetric; packed artifact)",
+          ["bits", "seeds", "PTQ acc (mean)", "QAT acc (mean)", "QAT - PTQ (points)", "seeds QAT > PTQ"], rows)
+
+    rows = []
+    retrain = 2 if args.quick else epochs
+    for amount in (0.8, 0.9):
+        dense, ticket, control = [], [], []
+        for seed in seeds:
+            steps = {"kind": "prune", "scope": "global", "amount": amount, "rounds": 2, "finetune_epochs": retrain}
+            dense.append(run([{"kind": "prune", "amount": 0.0}], seed)["teacher/val/acc"])
+            ticket.append(run([{**steps, "ticket": "rewind"}], seed)["val/acc"])
+            control.append(run([{**steps, "ticket": "random"}], seed)["val/acc"])
+        rows.append([amount, len(seeds), statistics.mean(dense), statistics.mean(ticket), statistics.mean(control),
+                     100 * statistics.mean(d - t for d, t in zip(dense, ticket)),
+                     100 * statistics.mean(t - r for t, r in zip(ticket, control))])
+    table(f"Lottery ticket: 2 rounds of global magnitude pruning, {retrain} epochs of retraining per round",
+          ["sparsity", "seeds", "dense acc", "rewound ticket acc", "random reinit acc", "dense - ticket (points)",
+           "ticket - random (points)"], rows)
+
+    print(f"\nmeasurement overhead per trial (export, quantize, size, latency): median {statistics.median(overheads):.2f} s "
+          f"over {len(overheads)} trials; total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The `compress:` section: searchable step fields, and every bad input named by its path."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import SpecError
+from harness.run.plan import StudyPlan
+from harness.study import spec_from_dict
+
+
+def study(steps: list, **sections) -> dict:
+    return {
+        "name": "compress",
+        "data": {"dataset": "digits"},
+        "model": {"kind": "mlp", "hidden": [16]},
+        "train": {"max_epochs": 2},
+        "compress": {"teacher": "train", "steps": steps},
+        **sections,
+    }
+
+
+def error_of(raw: dict) -> str:
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(raw, source="test.yaml")
+    return str(info.value)
+
+
+PRUNE = {"kind": "prune", "amount": 0.8, "rounds": 2, "finetune_epochs": 3}
+QAT = {"kind": "quantize", "method": "qat", "bits": 4, "epochs": 2}
+
+
+def test_a_compression_study_plans_compression_trials_with_every_stage_epoch():
+    spec = spec_from_dict(
+        study([PRUNE, QAT], search={"metric": "val/acc", "mode": "max", "num_trials": 2,
+                                    "space": {"compress.steps.0.rounds": {"choice": [1, 4]}}}),
+        source="test.yaml",
+    )
+    plan = StudyPlan.of(spec)
+    assert plan.kind_name == "compression"
+    assert spec.compress.epochs() == 2 * 3 + 2 + 1  # fine-tuning epochs, then the measured artifact
+    assert plan.max_epochs == 4 * 3 + 2 + 1  # the longest searched value
+    assert plan.trial_max_epochs({"compress.steps.0.rounds": 1}) == 3 + 2 + 1
+    trial = spec.with_values({"compress.steps.1.bits": 8, "compress.steps.0.amount": 0.5})
+    assert trial.compress.steps[1].bits == 8 and trial.compress.steps[0].amount == 0.5
+
+
+@pytest.mark.parametrize(
+    "steps, sections, expected",
+    [
+        ([{"kind": "quantize", "bits": 3}], {}, "compress.steps.0.bits: Input should be 2, 4 or 8 (given 3)"),
+        ([{"kind": "prune", "amount": 1.0}], {}, "compress.steps.0.amount: Input should be less than 1 (given 1.0)"),
+        ([{"kind": "prune", "amount": -0.1}], {}, "compress.steps.0.amount"),
+        ([{"kind": "quantize", "method": "qat", "epochs": 0}], {}, "compress.steps.0: quantization-aware training (method: qat) needs epochs >= 1"),
+        ([{"kind": "distill"}], {}, "compress.steps.0.kind: a compression step; known: prune, quantize (given 'distill')"),
+        ([{"kind": "quantize"}, PRUNE], {}, "compress.steps.0.kind: quantization comes after every step that trains"),
+        ([{"kind": "quantize", "bits": 4, "activations": True}], {}, "activations are quantized at 8 bits only"),
+        ([{"kind": "prune", "structure": "structured", "scope": "layer"}], {"model": {"kind": "cnn"}},
+         "compress.steps.0.structure: structured pruning removes hidden neurons of an mlp; a 'cnn' model"),
+        ([{"kind": "prune", "structure": "structured", "scope": "global"}], {}, "scope: layer"),
+        ([{"kind": "prune", "ticket": "rewind"}], {}, "finetune_epochs must be >= 1"),
+        ([{"kind": "prune", "ticket": "rewind", "finetune_epochs": 1}], {"compress": None}, None),
+        ([{"kind": "quantize"}], {"model": {"kind": "lstm"}, "data": {"dataset": "forecast"}}, "model.kind"),
+        ([], {}, "compress.steps"),
+    ],
+)
+def test_bad_compression_input_names_the_field(steps, sections, expected):
+    raw = study(steps, **{k: v for k, v in sections.items() if k != "compress"})
+    if "compress" in sections:  # a teacher run: rewinding has no initial weights
+        raw["compress"]["teacher"] = {"run": "0" * 32}
+        expected = "compress.steps.0.ticket: rewinding needs the teacher's initial weights"
+    assert expected in error_of(raw)
+
+
+def test_teacher_run_must_look_like_a_run_id():
+    raw = study([{"kind": "quantize"}])
+    raw["compress"]["teacher"] = {"run": "not-a-run"}
+    assert "compress.teacher" in error_of(raw)
