@@ -1,7 +1,7 @@
 """Compression acceptance measurements on an MLP 784-300-100-10 on MNIST-5k, through the code a
 compression trial runs (`harness.trial.compression.fit_compression`), without Ray.
 
-    python benchmarks/compression.py [--quick] [--seeds N]
+    python benchmarks/compression.py [--quick] [--seeds N] [--only int8,prune,structured,lowbit,lottery]
 
 Every row is one student compressed from a teacher trained by `fit_teacher` (the study's own
 train spec), scored as its shipped artifact (ONNX Runtime for float and INT8, packed weights
@@ -44,6 +44,8 @@ def compressed(teacher: Teacher, steps: list[dict[str, Any]], seed: int, epochs:
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    if not rows:
+        return
     print(f"\n{title}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -55,7 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 teacher epochs, 1 seed, fewer rows: a smoke run")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", default="int8,prune,structured,lowbit,lottery", help="comma-separated tables to measure")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     epochs = 2 if args.quick else 15
     seeds = list(range(1 if args.quick else args.seeds))
     ft = 1 if args.quick else 3
@@ -70,7 +74,7 @@ def main() -> None:
         return metrics
 
     rows = []
-    for label, step in [
+    for label, step in [] if "int8" not in only else [
         ("dynamic (weights), per-channel", {"activations": False, "granularity": "per_channel"}),
         ("dynamic (weights), per-tensor", {"activations": False, "granularity": "per_tensor"}),
         ("static (weights + activations), per-channel", {"activations": True, "granularity": "per_channel"}),
@@ -83,7 +87,7 @@ def main() -> None:
           ["variant", "teacher acc", "INT8 acc", "drop (points)", "smaller (x)", "faster b=1 (x)", "faster b=256 (x)"], rows)
 
     rows = []
-    for amount, rounds in [(0.9, 1), (0.9, 3), (0.95, 3), (0.98, 3)][: 2 if args.quick else 4]:
+    for amount, rounds in [(0.9, 1), (0.9, 3), (0.95, 3), (0.98, 3)][: 0 if "prune" not in only else 2 if args.quick else 4]:
         m = run([{"kind": "prune", "scope": "global", "amount": amount, "rounds": rounds, "finetune_epochs": ft}])
         rows.append([amount, rounds, ft, m["sparsity"], m["teacher/val/acc"], m["val/acc"],
                      100 * (m["teacher/val/acc"] - m["val/acc"]), m["size/ratio"], m["size/gzip_ratio"]])
@@ -92,7 +96,7 @@ def main() -> None:
            "smaller (x)", "smaller gzip (x)"], rows)
 
     rows = []
-    for amount in [0.25, 0.5, 0.75, 0.9][: 2 if args.quick else 4]:
+    for amount in [0.25, 0.5, 0.75, 0.9][: 0 if "structured" not in only else 2 if args.quick else 4]:
         m = run([{"kind": "prune", "structure": "structured", "scope": "layer", "amount": amount, "finetune_epochs": ft}])
         rows.append([amount, m["params/total"], m["val/acc"], m["latency/ms_batch"], m["latency/teacher_ms_batch"],
                      m["latency/speedup_batch"], m["latency/speedup"]])
@@ -100,19 +104,21 @@ def main() -> None:
           ["amount", "parameters", "acc", "ms b=256", "teacher ms b=256", "faster b=256 (x)", "faster b=1 (x)"], rows)
 
     rows = []
-    for bits in (4, 2):
+    low_bits = [(4, "per_tensor"), (4, "per_channel"), (2, "per_tensor"), (2, "per_channel")]
+    for bits, granularity in low_bits if "lowbit" in only else []:
         ptq, qat = [], []
         for seed in seeds:
-            ptq.append(run([{"kind": "quantize", "method": "ptq", "bits": bits}], seed)["val/acc"])
-            qat.append(run([{"kind": "quantize", "method": "qat", "bits": bits, "epochs": ft, "lr": 1e-4}], seed)["val/acc"])
-        rows.append([bits, len(seeds), statistics.mean(ptq), statistics.mean(qat), 100 * statistics.mean(q - p for p, q in zip(ptq, qat)),
-                     f"{sum(q > p for p, q in zip(ptq, qat))}/{len(seeds)}"])
-    table("Low-bit weights: QAT recovers what PTQ loses (per-channel, symmetric; packed artifact)",
-          ["bits", "seeds", "PTQ acc (mean)", "QAT acc (mean)", "QAT - PTQ (points)", "seeds QAT > PTQ"], rows)
+            step = {"kind": "quantize", "bits": bits, "granularity": granularity}
+            ptq.append(run([{**step, "method": "ptq"}], seed)["val/acc"])
+            qat.append(run([{**step, "method": "qat", "epochs": ft, "lr": 1e-4}], seed)["val/acc"])
+        rows.append([bits, granularity, len(seeds), statistics.mean(ptq), statistics.mean(qat),
+                     100 * statistics.mean(q - p for p, q in zip(ptq, qat)), f"{sum(q > p for p, q in zip(ptq, qat))}/{len(seeds)}"])
+    table("Low-bit weights: QAT recovers what PTQ loses (symmetric; packed artifact; teacher as above)",
+          ["bits", "scales", "seeds", "PTQ acc (mean)", "QAT acc (mean)", "QAT - PTQ (points)", "seeds QAT > PTQ"], rows)
 
     rows = []
     retrain = 2 if args.quick else epochs
-    for amount in (0.8, 0.9):
+    for amount in (0.8, 0.9) if "lottery" in only else ():
         dense, ticket, control = [], [], []
         for seed in seeds:
             steps = {"kind": "prune", "scope": "global", "amount": amount, "rounds": 2, "finetune_epochs": retrain}
@@ -126,8 +132,9 @@ def main() -> None:
           ["sparsity", "seeds", "dense acc", "rewound ticket acc", "random reinit acc", "dense - ticket (points)",
            "ticket - random (points)"], rows)
 
-    print(f"\nmeasurement overhead per trial (export, quantize, size, latency): median {statistics.median(overheads):.2f} s "
-          f"over {len(overheads)} trials; total {time.perf_counter() - started:.0f} s")
+    if overheads:
+        print(f"\nmeasurement overhead per trial (export, quantize, size, latency): median "
+              f"{statistics.median(overheads):.2f} s over {len(overheads)} trials; total {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from harness.objectives import OBJECTIVE_METRIC, OBJECTIVES
 from harness.search import SCHEDULERS, SEARCHERS, STRATEGIES
 from harness.search.space import Distribution
 from harness.study.dotted import set_path
-from lightning_modules.compression import COMPRESSION_STEPS, PruneConfig, QuantizeConfig
+from lightning_modules.compression import COMPRESSION_STEPS, DistillConfig, PruneConfig, QuantizeConfig
 from lightning_modules.config import Config
 from lightning_modules.data import DATASETS, PREPROCESSORS, SplitConfig, split_configs
 from lightning_modules.data.datasets import dataset_mapping
@@ -102,6 +102,8 @@ class CompressSpec(Config):
                 total += step.epochs
             elif isinstance(step, PruneConfig):
                 total += step.rounds * step.finetune_epochs
+            elif isinstance(step, DistillConfig):
+                total += step.epochs
         return total
 
 
@@ -255,27 +257,50 @@ class StudySpec(Config):
 
     @model_validator(mode="after")
     def _compression_fits(self) -> StudySpec:
+        """Each step suits the network it receives: the teacher's (known for `teacher: train`)
+        or the last distillation's student."""
         if self.compress is None:
             return self
         if self.objective is not None:
             raise FieldPathError("compress", "...", "an objective study trains no model to compress; remove one section")
         trained = self.compress.teacher == "train"
+        data_kind = DATASETS.get(self.data.dataset.name).kind
+        model = self.model if trained else None  # the network each step receives, where known
         for i, step in enumerate(self.compress.steps):
             where = f"compress.steps.{i}"
-            if trained and self.model.kind not in COMPRESSIBLE_MODELS:
+            if isinstance(step, DistillConfig):
+                if step.student is not None and data_kind not in MODELS.get(step.student.kind).accepts:
+                    raise FieldPathError(
+                        f"{where}.student.kind", step.student.kind,
+                        f"a model that reads {data_kind} data: {', '.join(models_for(data_kind))}",
+                    )
+                hidden = getattr(self.model, "hidden", None) if trained else None
+                if step.hint_weight > 0 and hidden is not None and not -len(hidden) <= step.hint_layer < len(hidden):
+                    raise FieldPathError(
+                        f"{where}.hint_layer", step.hint_layer,
+                        f"an index into the teacher's {len(hidden)} hidden layers (-{len(hidden)} to {len(hidden) - 1})",
+                    )
+                model = step.student or model
+                continue
+            kind = getattr(model, "kind", None)
+            if kind is not None and kind not in COMPRESSIBLE_MODELS:
+                source = "model.kind" if model is self.model else f"the student of an earlier step ({kind!r})"
                 raise FieldPathError(
-                    "model.kind", self.model.kind, f"a model the compression steps handle: {', '.join(COMPRESSIBLE_MODELS)}"
+                    f"{where}.kind", step.kind,
+                    f"{step.kind} handles {', '.join(COMPRESSIBLE_MODELS)} networks; it would receive {source} {kind!r} "
+                    "(distill into an mlp or cnn first)",
                 )
-            if isinstance(step, PruneConfig) and step.structure == "structured" and trained and self.model.kind != "mlp":
+            if isinstance(step, PruneConfig) and step.structure == "structured" and kind not in (None, "mlp"):
                 raise FieldPathError(
                     f"{where}.structure", step.structure,
-                    f"structured pruning removes hidden neurons of an mlp; a {self.model.kind!r} model has none it "
+                    f"structured pruning removes hidden neurons of an mlp; a {kind!r} model has none it "
                     "can shrink (use structure: unstructured)",
                 )
-            if isinstance(step, PruneConfig) and step.ticket == "rewind" and not trained:
+            if isinstance(step, PruneConfig) and step.ticket == "rewind" and (not trained or model is not self.model):
                 raise FieldPathError(
                     f"{where}.ticket", step.ticket,
-                    "rewinding needs the teacher's initial weights, known only for teacher: train",
+                    "rewinding needs the initial weights of the network it prunes, known only for the teacher of "
+                    "teacher: train before any distillation",
                 )
         return self
 

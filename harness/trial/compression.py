@@ -22,7 +22,8 @@ from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.trial.build import build, datamodule, threads
 from lightning_modules.compression.deploy import Deployed, deploy, measure
-from lightning_modules.compression.steps import Context, compress
+from lightning_modules.compression.distill import DistillationModule
+from lightning_modules.compression.steps import Context, DistillConfig, compress
 from lightning_modules.data import ArrayDataModule
 from lightning_modules.models import SupervisedModule, build_network
 from lightning_modules.models.tasks import TASKS
@@ -70,16 +71,23 @@ def fit_compression(
     dm = datamodule(spec)
     epoch = 0
 
-    def finetune(net: nn.Module, epochs: int, stage: str, lr: float | None) -> None:
+    def finetune(net: nn.Module, epochs: int, stage: str, lr: float | None, distill: DistillConfig | None = None) -> None:
         nonlocal epoch
         optimizer = spec.train.optimizer.for_batch_size(dm.batch_size)
         if lr is not None:
             optimizer = optimizer.model_copy(update={"lr": lr})
-        module = SupervisedModule(
-            net, task=dm.task, optimizer=optimizer, schedule=ScheduleConfig(), max_epochs=epochs,
+        common: dict[str, Any] = dict(
+            task=dm.task, optimizer=optimizer, schedule=ScheduleConfig(), max_epochs=epochs,
             steps_per_epoch=dm.steps_per_epoch, log_metrics=False, regularization=spec.train.regularization,
             gradient_clip=spec.train.gradient_clip,
         )
+        if distill is None:
+            module: SupervisedModule = SupervisedModule(net, **common)
+        else:
+            module = DistillationModule(
+                net, copy.deepcopy(teacher.net), temperature=distill.temperature, alpha=distill.alpha,
+                t_squared=distill.t_squared, hint_weight=distill.hint_weight, hint_layer=distill.hint_layer, **common,
+            )
 
         def report(metrics: dict[str, Any], trainer: Any) -> None:
             nonlocal epoch
@@ -93,7 +101,7 @@ def fit_compression(
         net.cpu()
 
     x_train, _ = dm.split_tensors("train")
-    context = Context(finetune, teacher.initial, lambda: _fresh(spec, dm))
+    context = Context(finetune, teacher.initial, lambda: _fresh(spec, dm), build=lambda model: build_network(model, dm.shape))
     student = compress(teacher.net, list(spec.compress.steps), context)
     student.net.cpu().eval()
     with tempfile.TemporaryDirectory() as tmp:

@@ -147,9 +147,33 @@ def onnx_outputs(path: Path, x: torch.Tensor, threads: int = 1, chunk: int = 102
 @dataclass
 class PackedWeight:
     shape: tuple[int, ...]
-    data: bytes  # integers packed 8 // bits per byte
+    data: bytes  # integers packed 8 // bits per byte (only the non-zero weights' when `mask` is set)
     scale: np.ndarray  # float16 per tensor or per output channel
     zero: np.ndarray  # int8
+    mask: bytes | None = None  # one bit per weight, set where it is not zero: sparse storage
+
+
+def _pack_weight(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int, offset: int) -> PackedWeight:
+    """Dense packed integers, or (where it takes fewer bytes: a pruned layer) a bitmap of the
+    non-zero weights and the packed integers of those alone, as Deep Compression stores them."""
+    zeros = zero.reshape(-1, *([1] * (q.ndim - 1))).expand_as(q) if zero.numel() > 1 else zero.expand_as(q)
+    nonzero = (q != zeros.to(q.dtype)).numpy()
+    scale16, zero8 = scale.numpy().astype(np.float16), zero.numpy().astype(np.int8)
+    values = q.numpy()
+    if (values.size - int(nonzero.sum())) * bits > values.size:  # bitmap costs 1 bit, each zero saves `bits`
+        return PackedWeight(tuple(q.shape), pack(values[nonzero], bits, offset), scale16, zero8, np.packbits(nonzero).tobytes())
+    return PackedWeight(tuple(q.shape), pack(values, bits, offset), scale16, zero8)
+
+
+def _unpack_weight(weight: PackedWeight, bits: int, offset: int) -> torch.Tensor:
+    count = int(np.prod(weight.shape))
+    if weight.mask is None:
+        return torch.from_numpy(unpack(weight.data, bits, offset, count).reshape(weight.shape))
+    nonzero = np.unpackbits(np.frombuffer(weight.mask, dtype=np.uint8), count=count).astype(bool).reshape(weight.shape)
+    zero = weight.zero.astype(np.int32)
+    q = np.broadcast_to(zero.reshape(-1, *([1] * (len(weight.shape) - 1))) if zero.size > 1 else zero, weight.shape).copy()
+    q[nonzero] = unpack(weight.data, bits, offset, int(nonzero.sum()))
+    return torch.from_numpy(q)
 
 
 def save_packed(net: nn.Module, scheme: Scheme, path: Path) -> Path:
@@ -162,10 +186,7 @@ def save_packed(net: nn.Module, scheme: Scheme, path: Path) -> Path:
     for name, module in net.named_modules():
         if module in weight_layers(net):
             q, scale, zero = quantize_tensor(module.weight.detach(), scheme)
-            packed[f"{name}.weight"] = PackedWeight(
-                tuple(q.shape), pack(q.numpy(), scheme.bits, offset),
-                scale.numpy().astype(np.float16), zero.numpy().astype(np.int8),
-            )
+            packed[f"{name}.weight"] = _pack_weight(q, scale, zero, scheme.bits, offset)
     state = {k: v.half() for k, v in net.state_dict().items() if k not in packed and v.is_floating_point()}
     state.update({k: v for k, v in net.state_dict().items() if not v.is_floating_point()})
     for layer in weight_layers(net):  # the architecture travels without its float weights
@@ -180,8 +201,7 @@ def load_packed(path: Path) -> nn.Module:
     net: nn.Module = blob["skeleton"]
     modules = dict(net.named_modules())
     for key, weight in blob["packed"].items():
-        count = int(np.prod(weight.shape))
-        q = torch.from_numpy(unpack(weight.data, scheme.bits, -scheme.qmin, count).reshape(weight.shape))
+        q = _unpack_weight(weight, scheme.bits, -scheme.qmin)
         scale = torch.from_numpy(weight.scale.astype(np.float32))
         zero = torch.from_numpy(weight.zero.astype(np.float32))
         modules[key.rsplit(".", 1)[0]].weight = nn.Parameter(dequantize(q, scale, zero), requires_grad=False)

@@ -3,31 +3,37 @@ fields searchable like any other) and how the step changes the student network."
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializeAsAny, model_validator
 from torch import nn
 
 from lightning_modules.compression import prune as pruning
 from lightning_modules.compression.quantize import Scheme, add_fake_quant, remove_fake_quant
 from lightning_modules.config import Config
+from lightning_modules.models import MODELS
 from lightning_modules.registry import Registry
 
-# finetune(net, epochs, stage, lr): train `net` in place for `epochs`, reporting under `stage`.
-Finetune = Callable[[nn.Module, int, str, "float | None"], None]
+# finetune(net, epochs, stage, lr, distill=None): train `net` in place for `epochs`, reporting
+# under `stage`; with `distill` (a DistillConfig), by distillation from the context's teacher.
+Finetune = Callable[..., None]
 
 
 @dataclass
 class Context:
     """What steps need from outside: fine-tuning, the teacher's initial weights (for
-    lottery-ticket rewinding) and a freshly initialized network of the same architecture
-    (its random-reinitialization control)."""
+    lottery-ticket rewinding), a freshly initialized network of the same architecture (its
+    random-reinitialization control), and a builder of any registry model for the data
+    (a distillation student)."""
 
     finetune: Finetune
     initial: nn.Module | None = None
     random_initial: Callable[[], nn.Module] | None = None
+    build: Callable[[Any], nn.Module] | None = None
+    teacher: nn.Module | None = None
 
 
 @dataclass
@@ -79,6 +85,50 @@ class QuantizeConfig(Config):
     @property
     def scheme(self) -> Scheme:
         return Scheme(self.bits, self.granularity == "per_channel", self.symmetric)
+
+
+StudentModel = Annotated[
+    Union[tuple(MODELS.get(name).config for name in MODELS.names())],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
+
+
+class DistillConfig(Config):
+    """Train a student (any registry model; unset: the teacher's own architecture, freshly
+    initialized: self-distillation) for `epochs` on alpha * T^2 * KL(teacher_T || student_T) +
+    (1 - alpha) * CE(labels); with `hint_weight > 0` its last hidden layer also matches the
+    teacher's `hint_layer`-th hidden layer through a learned projection."""
+
+    kind: Literal["distill"] = "distill"
+    student: SerializeAsAny[StudentModel] | None = None
+    temperature: float = Field(4.0, gt=0.0, le=1000.0)
+    alpha: float = Field(0.7, ge=0.0, le=1.0, description="weight of the teacher's soft targets (1 - alpha: labels)")
+    t_squared: bool = Field(True, description="scale the soft term by T^2 (Hinton et al.), so alpha means the same at any T")
+    epochs: int = Field(10, ge=1, le=10_000)
+    hint_weight: float = Field(0.0, ge=0.0, description="feature-based distillation: weight of the hint loss")
+    hint_layer: int = Field(-1, description="which of the teacher's hidden layers the hint matches (-1: the last)")
+    lr: float | None = Field(None, gt=0, description="learning rate (default: train.optimizer.lr)")
+
+
+def _reinitialized(net: nn.Module) -> nn.Module:
+    fresh = copy.deepcopy(net)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return fresh
+
+
+def _distill(cfg: DistillConfig, student: Student, ctx: Context) -> None:
+    if ctx.teacher is None:
+        raise ValueError("distillation needs the teacher")
+    if cfg.student is None:
+        net = _reinitialized(ctx.teacher)
+    elif ctx.build is None:
+        raise ValueError("a distillation student of another architecture needs a model builder")
+    else:
+        net = ctx.build(cfg.student)
+    ctx.finetune(net, cfg.epochs, "distill", cfg.lr, distill=cfg)
+    student.net = net
 
 
 def _quantize(cfg: QuantizeConfig, student: Student, ctx: Context) -> None:
@@ -144,6 +194,9 @@ def _prune(cfg: PruneConfig, student: Student, ctx: Context) -> None:
     pruning.make_permanent(student.net)
 
 
+COMPRESSION_STEPS.register("distill")(
+    StepEntry(DistillConfig, _distill, trains=True, summary="response- and feature-based distillation into any registry model")
+)
 COMPRESSION_STEPS.register("quantize")(
     StepEntry(QuantizeConfig, _quantize, trains=False, summary="PTQ or QAT to 8, 4 or 2 bits")
 )
@@ -154,8 +207,7 @@ COMPRESSION_STEPS.register("prune")(
 
 def compress(teacher: nn.Module, steps: list[Config], ctx: Context) -> Student:
     """Apply `steps` in order to a copy of `teacher`."""
-    import copy
-
+    ctx.teacher = teacher
     student = Student(copy.deepcopy(teacher))
     for step in steps:
         COMPRESSION_STEPS.get(step.kind).apply(step, student, ctx)  # type: ignore[attr-defined]
@@ -171,4 +223,6 @@ def weight_sparsity(net: nn.Module) -> float:
     return float(sum(int((w == 0).sum()) for w in weights) / total) if total else 0.0
 
 
-__all__ = ["COMPRESSION_STEPS", "Context", "PruneConfig", "QuantizeConfig", "StepEntry", "Student", "compress"]
+__all__ = [
+    "COMPRESSION_STEPS", "Context", "DistillConfig", "PruneConfig", "QuantizeConfig", "StepEntry", "Student", "compress",
+]

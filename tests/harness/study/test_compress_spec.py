@@ -41,6 +41,8 @@ def test_a_compression_study_plans_compression_trials_with_every_stage_epoch():
     assert spec.compress.epochs() == 2 * 3 + 2 + 1  # fine-tuning epochs, then the measured artifact
     assert plan.max_epochs == 4 * 3 + 2 + 1  # the longest searched value
     assert plan.trial_max_epochs({"compress.steps.0.rounds": 1}) == 3 + 2 + 1
+    chain = spec_from_dict(study([{"kind": "distill", "student": {"kind": "mlp", "hidden": [8]}, "epochs": 4}, PRUNE, QAT]))
+    assert chain.compress.epochs() == 4 + 2 * 3 + 2 + 1
     trial = spec.with_values({"compress.steps.1.bits": 8, "compress.steps.0.amount": 0.5})
     assert trial.compress.steps[1].bits == 8 and trial.compress.steps[0].amount == 0.5
 
@@ -52,7 +54,16 @@ def test_a_compression_study_plans_compression_trials_with_every_stage_epoch():
         ([{"kind": "prune", "amount": 1.0}], {}, "compress.steps.0.amount: Input should be less than 1 (given 1.0)"),
         ([{"kind": "prune", "amount": -0.1}], {}, "compress.steps.0.amount"),
         ([{"kind": "quantize", "method": "qat", "epochs": 0}], {}, "compress.steps.0: quantization-aware training (method: qat) needs epochs >= 1"),
-        ([{"kind": "distill"}], {}, "compress.steps.0.kind: a compression step; known: prune, quantize (given 'distill')"),
+        ([{"kind": "sparsify"}], {}, "compress.steps.0.kind: a compression step; known: distill, prune, quantize (given 'sparsify')"),
+        ([{"kind": "distill", "temperature": 0}], {}, "compress.steps.0.temperature: Input should be greater than 0"),
+        ([{"kind": "distill", "alpha": 1.5}], {}, "compress.steps.0.alpha: Input should be less than or equal to 1"),
+        ([{"kind": "distill", "student": {"kind": "lstm"}}], {}, "compress.steps.0.student.kind: a model that reads image data"),
+        ([{"kind": "distill", "hint_weight": 1.0, "hint_layer": 3}], {},
+         "compress.steps.0.hint_layer: an index into the teacher's 1 hidden layers (-1 to 0) (given 3)"),
+        ([{"kind": "distill", "student": {"kind": "cnn"}}, {"kind": "prune", "structure": "structured", "scope": "layer"}], {},
+         "compress.steps.1.structure: structured pruning removes hidden neurons of an mlp; a 'cnn' model"),
+        ([{"kind": "distill", "student": {"kind": "mlp", "hidden": [8]}}, {"kind": "prune", "ticket": "rewind", "finetune_epochs": 1}],
+         {}, "compress.steps.1.ticket: rewinding needs the initial weights"),
         ([{"kind": "quantize"}, PRUNE], {}, "compress.steps.0.kind: quantization comes after every step that trains"),
         ([{"kind": "quantize", "bits": 4, "activations": True}], {}, "activations are quantized at 8 bits only"),
         ([{"kind": "prune", "structure": "structured", "scope": "layer"}], {"model": {"kind": "cnn"}},
@@ -60,7 +71,7 @@ def test_a_compression_study_plans_compression_trials_with_every_stage_epoch():
         ([{"kind": "prune", "structure": "structured", "scope": "global"}], {}, "scope: layer"),
         ([{"kind": "prune", "ticket": "rewind"}], {}, "finetune_epochs must be >= 1"),
         ([{"kind": "prune", "ticket": "rewind", "finetune_epochs": 1}], {"compress": None}, None),
-        ([{"kind": "quantize"}], {"model": {"kind": "lstm"}, "data": {"dataset": "forecast"}}, "model.kind"),
+        ([{"kind": "quantize"}], {"model": {"kind": "lstm"}, "data": {"dataset": "forecast"}}, "compress.steps.0.kind: quantize handles mlp, cnn networks"),
         ([], {}, "compress.steps"),
     ],
 )
@@ -68,7 +79,7 @@ def test_bad_compression_input_names_the_field(steps, sections, expected):
     raw = study(steps, **{k: v for k, v in sections.items() if k != "compress"})
     if "compress" in sections:  # a teacher run: rewinding has no initial weights
         raw["compress"]["teacher"] = {"run": "0" * 32}
-        expected = "compress.steps.0.ticket: rewinding needs the teacher's initial weights"
+        expected = "compress.steps.0.ticket: rewinding needs the initial weights"
     assert expected in error_of(raw)
 
 

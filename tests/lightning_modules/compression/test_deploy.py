@@ -80,3 +80,19 @@ def test_latency_is_measured_side_by_side(teacher, x, tmp_path: Path) -> None:
     first, second = latencies_ms(paths, x.numpy(), 64, repeats=20)
     assert first > 0 and second > 0
     assert 0.2 < first / second < 5  # the same network, timed in the same rounds
+
+
+def test_pruned_low_bit_weights_ship_as_a_bitmap_and_their_non_zeros(teacher, x, tmp_path: Path) -> None:
+    dense_student, dense, dense_metrics = shipped(teacher, [QuantizeConfig(bits=4)], x, tmp_path / "dense")
+    student, sparse, metrics = shipped(teacher, [PruneConfig(amount=0.9), QuantizeConfig(bits=4)], x, tmp_path / "sparse")
+    # 90% zeros: a bit per weight plus 4 bits per survivor, against 4 bits per weight.
+    assert metrics["size/bytes"] < dense_metrics["size/bytes"] * 0.6
+    net = load_packed(sparse.path)
+    assert weight_sparsity_of(net) >= 0.9
+    assert torch.allclose(net(x), sparse.outputs(x))
+
+
+def weight_sparsity_of(net: nn.Module) -> float:
+    from lightning_modules.compression.steps import weight_sparsity
+
+    return weight_sparsity(net)
