@@ -53,11 +53,42 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
         print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
 
 
+def chain_table(teacher: Teacher, epochs: int, ft: int) -> None:
+    """Distill -> prune -> quantize, stage by stage: what each stage adds to the size ratio and
+    costs in test accuracy (each row is the chain up to that stage, run from the start)."""
+    import tempfile
+
+    from harness.trial.build import datamodule
+    from harness.trial.compression import evaluate_artifact, score_net
+
+    distill = {"kind": "distill", "student": {"kind": "mlp", "hidden": [100]}, "temperature": 4.0, "alpha": 0.7, "epochs": epochs}
+    prune = {"kind": "prune", "scope": "global", "amount": 0.9, "rounds": 3, "finetune_epochs": ft}
+    stages = [
+        ("distill into 784-100-10", [distill]),
+        ("+ prune 90% (3 rounds)", [distill, prune]),
+        ("+ quantize INT8 (PTQ, ONNX Runtime)", [distill, prune, {"kind": "quantize", "bits": 8}]),
+        ("+ quantize 4 bits (QAT, packed)", [distill, prune, {"kind": "quantize", "method": "qat", "bits": 4, "epochs": ft, "lr": 1e-4}]),
+    ]
+    spec = spec_for([distill], 0, epochs)
+    teacher_test = score_net(teacher.net, datamodule(spec), "test")["test/acc"]
+    rows = []
+    for label, steps in stages:
+        with tempfile.TemporaryDirectory() as tmp:
+            stage_spec = spec_for(steps, 0, epochs)
+            m = fit_compression(stage_spec, lambda metrics, folder: None, teacher=teacher, folder=Path(tmp))
+            test = evaluate_artifact(stage_spec, Path(tmp))["test/acc"]
+        rows.append([label, m["size/bytes"], m["size/ratio"], m["size/gzip_ratio"], teacher_test, test,
+                     100 * (teacher_test - test), m.get("latency/speedup_batch", "-")])
+    table("Distill -> prune -> quantize (teacher 784-300-100-10 fp32 ONNX; test split)",
+          ["chain", "bytes", "smaller (x)", "smaller gzip (x)", "teacher test acc", "test acc", "drop (points)",
+           "faster b=256 (x)"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 teacher epochs, 1 seed, fewer rows: a smoke run")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", default="int8,prune,structured,lowbit,lottery", help="comma-separated tables to measure")
+    parser.add_argument("--only", default="int8,prune,structured,lowbit,lottery,chain", help="comma-separated tables to measure")
     args = parser.parse_args()
     only = set(args.only.split(","))
     epochs = 2 if args.quick else 15
@@ -131,6 +162,9 @@ def main() -> None:
     table(f"Lottery ticket: 2 rounds of global magnitude pruning, {retrain} epochs of retraining per round",
           ["sparsity", "seeds", "dense acc", "rewound ticket acc", "random reinit acc", "dense - ticket (points)",
            "ticket - random (points)"], rows)
+
+    if "chain" in only:
+        chain_table(teachers[0], epochs, ft)
 
     if overheads:
         print(f"\nmeasurement overhead per trial (export, quantize, size, latency): median "

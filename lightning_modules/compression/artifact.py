@@ -46,9 +46,10 @@ def _quiet() -> Iterator[None]:
                 lg.setLevel(level)
 
 
-def export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
+def export_onnx(net: nn.Module, example: torch.Tensor, path: Path, sparse: bool = True) -> Path:
     """`net` (on CPU, in eval mode) as one self-contained ONNX file with a dynamic batch axis,
-    through the `torch.export`-based exporter."""
+    through the `torch.export`-based exporter (`sparse`: sparse initializers where they pay;
+    off for a file ONNX Runtime's quantizer reads next, which takes dense ones only)."""
     net = copy.deepcopy(net).cpu().eval()
     batch = torch.export.Dim("batch", min=1)
     # Two samples: an example batch of 1 would specialize the batch axis to 1.
@@ -58,10 +59,10 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
             net, (sample,), str(path), input_names=[INPUT], output_names=[OUTPUT],
             dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False,
         )
-    return finish_onnx(path)
+    return finish_onnx(path, sparse)
 
 
-def finish_onnx(path: Path) -> Path:
+def finish_onnx(path: Path, sparse: bool = True) -> Path:
     """Make an ONNX file what ships: without the exporter's per-node debugging metadata (stack
     traces, source names), and with each weight stored as a sparse initializer (non-zero values
     and their int64 flat indices) where that takes fewer bytes than the dense tensor. ONNX
@@ -76,7 +77,7 @@ def finish_onnx(path: Path) -> Path:
     del model.metadata_props[:]
     del model.graph.value_info[:]  # intermediate shapes: ONNX Runtime infers them itself
     model.doc_string = ""
-    for init in list(model.graph.initializer):
+    for init in list(model.graph.initializer) if sparse else []:
         dense = numpy_helper.to_array(init)
         nonzero = np.flatnonzero(dense)
         if dense.ndim < 2 or len(nonzero) * (dense.itemsize + 8) >= dense.size * dense.itemsize:

@@ -53,7 +53,7 @@ def deploy(student: Student, example: torch.Tensor, calibration: torch.Tensor, f
         return Deployed(save_packed(student.net, cfg.scheme, folder / PACKED_FILE), "pytorch")
     if cfg is None:
         return Deployed(export_onnx(student.net, example, folder / ONNX_FILE), "onnxruntime")
-    float_file = export_onnx(student.net, example, folder / FLOAT_FILE)
+    float_file = export_onnx(student.net, example, folder / FLOAT_FILE, sparse=False)
     target = quantize_onnx(float_file, folder / ONNX_FILE, cfg.scheme, cfg.activations, calibration[: cfg.calibration].numpy())
     float_file.unlink()
     return Deployed(finish_onnx(target), "onnxruntime")

@@ -96,3 +96,10 @@ def weight_sparsity_of(net: nn.Module) -> float:
     from lightning_modules.compression.steps import weight_sparsity
 
     return weight_sparsity(net)
+
+
+def test_pruned_int8_network_quantizes_and_stores_sparse(teacher, x, tmp_path: Path) -> None:
+    student, deployed, metrics = shipped(teacher, [PruneConfig(amount=0.95), QuantizeConfig(bits=8)], x, tmp_path)
+    _, _, int8 = shipped(teacher, [QuantizeConfig(bits=8)], x, tmp_path / "dense")
+    assert metrics["size/bytes"] < int8["size/bytes"] * 0.8  # 95% zeros: int8 values + int64 indices pay
+    assert (deployed.outputs(x).argmax(1) == student.net(x).argmax(1)).float().mean() > 0.9
