@@ -201,10 +201,17 @@ def _print_outcome(outcome: Any) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items())
     console.print(f"\n[bold]{counts}[/bold]")
     if outcome.top:
-        table = Table(title=f"best trials by {outcome.metric} ({outcome.mode})")
-        # A compression study also shows what the compression bought.
-        extra = [k for k in ("val/acc", "size/ratio", "latency/speedup_batch", "sparsity")
+        front = outcome.front
+        title = f"best trials by {outcome.metric} ({outcome.mode})"
+        if front is not None:
+            reference = ", ".join(f"{k} {v:.4g}" for k, v in front.reference.items())
+            title = f"Pareto front: {len(outcome.top)} trials, hypervolume {front.hypervolume:.4g} (reference {reference})"
+        table = Table(title=title)
+        # A compression study also shows what the compression bought; a multi-objective one, every objective.
+        objectives = [o for o in (front.reference if front is not None else {}) if o != outcome.metric]
+        extra = [k for k in (*objectives, "val/acc", "size/ratio", "latency/speedup_batch", "sparsity")
                  if k != outcome.metric and any(k in row for row in outcome.top)]
+        extra = list(dict.fromkeys(extra))
         if "val/acc" not in extra and outcome.metric != "val/acc":
             extra.insert(0, "val/acc")
         for column in ("trial", "epochs", outcome.metric, *extra, "params"):

@@ -3,6 +3,8 @@ once, and close the parent run."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.run.callbacks import ENDED_FILE, delete_older_checkpoints, trial_epochs, trial_error_text
+from harness.run.pareto import Front, pareto_front
 from harness.run.plan import StudyPlan
 from harness.study import StudySpec
 from harness.tracking import contract as c
@@ -33,6 +36,7 @@ class StudyOutcome:
     top: list[dict[str, Any]] = field(default_factory=list)
     test_metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    front: Front | None = None  # a multi-objective study's Pareto front (then `top` lists its members)
 
 
 def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
@@ -84,7 +88,13 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
     if exhausted:
         counts["cut by budget"] = len(cut)
     outcome = StudyOutcome(path, study, spec.search.metric, spec.search.mode, counts, interrupted=interrupted)
-    outcome.top = _top_trials(spec, [t for t in trials if t.trial_id in ended], runs)
+    finished = [t for t in trials if t.trial_id in ended]
+    outcome.top = _top_trials(spec, finished, runs)
+    if spec.search.objectives:
+        outcome.front = _front(spec, finished)
+        on_front = {m["trial_id"]: i for i, m in enumerate(outcome.front.members)}
+        rows = _top_trials(spec, finished, runs, k=len(finished))
+        outcome.top = sorted((r for r in rows if r["trial_id"] in on_front), key=lambda r: on_front[r["trial_id"]])
     client = client_for(study.tracking_uri)
     client.set_tag(study.parent_run_id, c.TRIALS_FAILED, str(counts["failed"]))
     if interrupted:
@@ -92,7 +102,11 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
         return outcome
     if outcome.top:
         best = outcome.top[0]
-        parent_metrics = _evaluate_chosen(plan, results, best["trial_id"])
+        if outcome.front is not None:  # every front member is scored on the test split, once
+            tested = _record_front(plan, results, outcome, runs, study)
+            parent_metrics = tested.get(best["trial_id"], {})
+        else:
+            parent_metrics = _evaluate_chosen(plan, results, best["trial_id"])
         if plan.kind.reads_data:  # an objective has no test split: its parent records the exact regret
             outcome.test_metrics = parent_metrics
         for key, value in parent_metrics.items():
@@ -101,7 +115,16 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
         client.set_tag(study.parent_run_id, c.BEST_TRIAL_ID, best["trial_id"])
         client.set_tag(study.parent_run_id, c.BEST_RUN_ID, best["run_id"])
         _log_best_model(plan, results, best["trial_id"], study)
-    report = {"counts": counts, "top": outcome.top, "test": outcome.test_metrics}
+    report: dict[str, Any] = {"counts": counts, "top": outcome.top, "test": outcome.test_metrics}
+    if outcome.front is not None:
+        report["pareto"] = {
+            "objectives": [o.model_dump() for o in spec.search.objectives or []],
+            "constraints": [str(k) for k in spec.search.constraints or []],
+            "reference": outcome.front.reference,
+            "hypervolume": outcome.front.hypervolume,
+            "members": [r["trial_id"] for r in outcome.top],
+            "infeasible": outcome.front.infeasible,
+        }
     client.log_text(study.parent_run_id, json.dumps(report, indent=2, default=str), c.REPORT_ARTIFACT)
     finish_study_run(study)
     return outcome
@@ -162,8 +185,49 @@ def _error(trial: Any) -> str | None:
     return trial_error_text(trial) if trial.status == "ERROR" else None
 
 
+def _front(spec: StudySpec, trials: list[Any]) -> Front:
+    rows = [
+        {"trial_id": t.trial_id, **(t.last_result or {})} for t in trials if t.status == "TERMINATED"
+    ]
+    objectives = [(o.metric, o.mode) for o in spec.search.objectives or []]
+    return pareto_front(rows, objectives, constraints=spec.search.constraints or [], reference=spec.search.reference)
+
+
+def _record_front(plan: StudyPlan, results: Any, outcome: StudyOutcome, runs: ChildRuns, study: StudyRun) -> dict[str, dict[str, float]]:
+    """Score each front member on the test split once; record them on the parent run
+    (`pareto/<trial>/test/acc`, `pareto/hypervolume`, `pareto.csv`) and tag the trial runs."""
+    assert outcome.front is not None
+    client = client_for(study.tracking_uri)
+    tested = {row["trial_id"]: _evaluate_chosen(plan, results, row["trial_id"]) for row in outcome.top}
+    run_ids = runs.run_ids()
+    for trial_id, metrics in tested.items():
+        for key, value in metrics.items():
+            client.log_metric(study.parent_run_id, f"{c.PARETO_PREFIX}{trial_id}/{key}", value)
+        if trial_id in run_ids:
+            client.set_tag(run_ids[trial_id], c.PARETO, "true")
+    for trial_id in outcome.front.infeasible:
+        if trial_id in run_ids:
+            client.set_tag(run_ids[trial_id], c.FEASIBLE, "false")
+    client.log_metric(study.parent_run_id, c.HYPERVOLUME, outcome.front.hypervolume)
+    client.log_metric(study.parent_run_id, c.PARETO_SIZE, len(outcome.top))
+    objectives = [o.metric for o in plan.spec.search.objectives or []]
+    test_keys = sorted({k for metrics in tested.values() for k in metrics})
+    params = sorted({k for row in outcome.top for k in row["params"]})
+    lines = io.StringIO()
+    writer = csv.writer(lines)
+    writer.writerow(["trial_id", "run_id", *objectives, *test_keys, *params])
+    for row in outcome.top:
+        writer.writerow([
+            row["trial_id"], row["run_id"], *[row.get(m) for m in objectives],
+            *[tested[row["trial_id"]].get(k) for k in test_keys], *[row["params"].get(p) for p in params],
+        ])
+    client.log_text(study.parent_run_id, lines.getvalue(), c.PARETO_CSV)
+    return tested
+
+
 def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5) -> list[dict[str, Any]]:
     sign = 1 if spec.search.mode == "min" else -1
+    objectives = [o.metric for o in spec.search.objectives or []]
     rows = []
     run_ids = runs.run_ids()
     for trial in trials:
@@ -175,7 +239,7 @@ def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5)
             "run_id": run_ids.get(trial.trial_id, ""),
             "epochs": trial_epochs(trial),
             spec.search.metric: float(value),
-            **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc", *SHOWN_COMPRESSION)},
+            **{k: v for k, v in trial.last_result.items() if k in ("val/loss", "val/acc", *SHOWN_COMPRESSION, *objectives)},
             # k-fold trials report the spread of the objective over folds.
             **{k: v for k, v in trial.last_result.items() if k == f"{spec.search.metric}_std"},
             "params": dict(trial.config),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ def make_trainable(plan: StudyPlan, prepared: dict[str, Any] | None = None) -> A
     from ray import tune
 
     spec = plan.spec
+    if spec.compress is not None:
+        # A compression trial reports its fine-tuning epochs before the artifact exists: only
+        # its last report has the size and latency a search may read (Tune reads this switch
+        # in the driver, for a fresh run and a resumed one alike).
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     return tune.with_resources(plan.kind.trainable(spec, **(prepared or {})), resources)
 

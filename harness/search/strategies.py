@@ -38,6 +38,7 @@ class SearcherEntry:
     scheduler: str | None = None
     check: Check = _no_problems
     summary: str = ""
+    multi_objective: bool = False  # it searches several objectives at once (a Pareto front)
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,9 @@ def _basic_variants(spec: StudySpec) -> Any:
     return BasicVariantGenerator(random_state=spec.seed, max_concurrent=spec.search.max_concurrent_trials or 0)
 
 
-SEARCHERS.register("random")(SearcherEntry(build=_basic_variants, summary="seeded random sampling"))
+SEARCHERS.register("random")(SearcherEntry(build=_basic_variants, summary="seeded random sampling", multi_objective=True))
 SEARCHERS.register("grid")(
-    SearcherEntry(build=_basic_variants, grid=True, summary="every combination of choice/grid values")
+    SearcherEntry(build=_basic_variants, grid=True, summary="every combination of choice/grid values", multi_objective=True)
 )
 
 
@@ -127,6 +128,11 @@ def _optuna(make_sampler: Callable[[StudySpec], Any]) -> Callable[[StudySpec], A
 
         # Optuna logs every finished trial at INFO; the harness shows its own progress.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        objectives = spec.search.objectives
+        if objectives:  # Optuna's study gets one direction per objective
+            return StudyOptunaSearch(
+                _codec(spec), make_sampler(spec), [o.metric for o in objectives], [o.mode for o in objectives]
+            )
         return StudyOptunaSearch(_codec(spec), make_sampler(spec), spec.search.metric, spec.search.mode)
 
     return build
@@ -162,6 +168,25 @@ SEARCHERS.register("gp")(
     SearcherEntry(build=_optuna(_gp), needs_space=True, summary="Optuna GPSampler (Gaussian-process BO)")
 )
 SEARCHERS.register("cmaes")(SearcherEntry(build=_optuna(_cmaes), needs_space=True, summary="Optuna CmaEsSampler"))
+
+
+def _nsga2(spec: StudySpec) -> Any:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=searcher_seed(spec))
+
+
+SEARCHERS.register("nsga2")(
+    SearcherEntry(build=_optuna(_nsga2), needs_space=True, multi_objective=True, summary="Optuna NSGAIISampler (Pareto search)")
+)
+SEARCHERS.register("motpe")(
+    SearcherEntry(build=_optuna(_tpe), needs_space=True, multi_objective=True,
+                  summary="Optuna TPESampler over several objectives (MOTPE)")
+)
+SEARCHERS.register("mogp")(
+    SearcherEntry(build=_optuna(_gp), needs_space=True, multi_objective=True,
+                  summary="Optuna GPSampler over several objectives")
+)
 
 
 def _bohb_search(spec: StudySpec) -> Any:
@@ -315,6 +340,17 @@ STRATEGIES.register("hyperband")(("random", "hyperband"))
 STRATEGIES.register("median")(("random", "median"))
 STRATEGIES.register("bohb")(("bohb", "bohb"))
 STRATEGIES.register("pbt")(("random", "pbt"))
+STRATEGIES.register("nsga2")(("nsga2", "fifo"))
+STRATEGIES.register("motpe")(("motpe", "fifo"))
+STRATEGIES.register("mogp")(("mogp", "fifo"))
+
+
+def multi_objective_strategies() -> list[str]:
+    """The strategy presets that search several objectives (their trials all run to the end)."""
+    return [
+        name for name in STRATEGIES.names()
+        if SEARCHERS.get(STRATEGIES.get(name)[0]).multi_objective and STRATEGIES.get(name)[1] == "fifo"
+    ]
 
 
 def resolve_strategy(spec: StudySpec) -> tuple[str, str]:
@@ -328,6 +364,18 @@ def strategy_problems(spec: StudySpec) -> list[str]:
     searcher_name, scheduler_name = resolve_strategy(spec)
     searcher, scheduler = SEARCHERS.get(searcher_name), SCHEDULERS.get(scheduler_name)
     problems = []
+    if spec.search.objectives and not searcher.multi_objective:
+        several = [name for name in SEARCHERS.names() if SEARCHERS.get(name).multi_objective]
+        problems.append(
+            f"search.strategy: the {searcher_name} searcher optimizes one metric; with several objectives use one of: "
+            f"{', '.join(several)} (given {spec.search.strategy!r})"
+        )
+    elif spec.search.objectives and scheduler_name != "fifo":
+        field, given = ("search.scheduler", scheduler_name) if spec.search.scheduler else ("search.strategy", spec.search.strategy)
+        problems.append(
+            f"{field}: the {scheduler_name} scheduler ranks trials by one metric; with several objectives trials run "
+            f"to the end (strategies: {', '.join(multi_objective_strategies())}) (given {given!r})"
+        )
     if searcher.needs_space and not spec.search.space:
         problems.append(f"search.space: the {searcher_name} searcher needs at least one searched field (given none)")
     if searcher.scheduler is not None and scheduler_name != searcher.scheduler:

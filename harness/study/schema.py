@@ -33,6 +33,7 @@ METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC, *
 # A trial's resources and the search's own settings are fixed for a whole study.
 UNSEARCHABLE = ("name", "description", "search", "resources")
 BUDGET_KEYS = ("budget_epochs", "time_budget_s")
+MULTI_OBJECTIVE_KEYS = ("objectives", "constraints", "reference")
 
 ModelSpec = Annotated[
     Union[tuple(MODELS.get(name).config for name in MODELS.names())],  # type: ignore[valid-type]
@@ -195,6 +196,26 @@ class TrainSpec(Config):
         return self
 
 
+class ObjectiveMetric(Config):
+    metric: Literal[METRICS]  # type: ignore[valid-type]
+    mode: Literal["min", "max"]
+
+
+class Constraint(Config):
+    """`metric >= value` or `metric <= value`: a trial outside it is infeasible (recorded,
+    never on the Pareto front)."""
+
+    metric: Literal[METRICS]  # type: ignore[valid-type]
+    op: Literal[">=", "<="]
+    value: float
+
+    def holds(self, value: float) -> bool:
+        return value >= self.value if self.op == ">=" else value <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
 class SearchSpec(Config):
     strategy: str = "random"
     searcher: str | None = None
@@ -211,6 +232,61 @@ class SearchSpec(Config):
     # running then are stopped. Unset budgets are left out of the dump, so hashes stay as they were.
     budget_epochs: int | None = Field(None, ge=1, description="stop once all trials together ran this many epochs")
     time_budget_s: float | None = Field(None, gt=0, description="stop after this many seconds of search")
+    # Several objectives make the study multi-objective: its result is the Pareto front.
+    objectives: list[ObjectiveMetric] | None = Field(None, min_length=2, max_length=5)
+    constraints: list[Constraint] | None = Field(None, description="e.g. 'val/acc >= 0.95': infeasible trials leave the front")
+    reference: dict[str, float] | None = Field(None, description="hypervolume reference point by metric (default: the worst values seen)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_objective_is_the_metric(cls, data: Any) -> Any:
+        # Progress, the best-trials table and Tune's own bookkeeping follow the first objective.
+        if isinstance(data, dict) and isinstance(data.get("objectives"), list) and data["objectives"]:
+            first = data["objectives"][0]
+            if isinstance(first, dict):
+                data = {**data, "metric": data.get("metric", first.get("metric")), "mode": data.get("mode", first.get("mode"))}
+        return data
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _parse_constraints(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        parsed = []
+        for item in value:
+            if isinstance(item, str):
+                for op in (">=", "<="):
+                    if op in item:
+                        metric, _, number = item.partition(op)
+                        try:
+                            item = {"metric": metric.strip(), "op": op, "value": float(number)}
+                        except ValueError:
+                            raise ValueError(f"{item!r}: expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'") from None
+                        break
+                else:
+                    raise ValueError(f"{item!r}: expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'")
+            parsed.append(item)
+        return parsed
+
+    @model_validator(mode="after")
+    def _objectives_consistent(self) -> SearchSpec:
+        if self.objectives is None:
+            for field in ("constraints", "reference"):
+                if getattr(self, field) is not None:
+                    raise FieldPathError(f"search.{field}", getattr(self, field), "set with search.objectives (a multi-objective study)")
+            return self
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) < len(metrics):
+            raise FieldPathError("search.objectives", metrics, "each metric once")
+        first = self.objectives[0]
+        if (self.metric, self.mode) != (first.metric, first.mode):
+            raise FieldPathError(
+                "search.metric", self.metric, f"with objectives, metric and mode are the first objective's ({first.metric}, {first.mode}); leave them out"
+            )
+        for key in self.reference or {}:
+            if key not in metrics:
+                raise FieldPathError(f"search.reference.{key}", key, f"one of the objectives: {', '.join(metrics)}")
+        return self
 
     @field_validator("strategy")
     @classmethod
@@ -305,6 +381,21 @@ class StudySpec(Config):
         return self
 
     @model_validator(mode="after")
+    def _metrics_are_reported(self) -> StudySpec:
+        """Every metric the search reads is one its trials report (compression metrics come
+        from compression trials only)."""
+        if self.compress is not None:
+            return self
+        search = self.search
+        used = [("search.metric", search.metric)]
+        used += [(f"search.objectives.{i}.metric", o.metric) for i, o in enumerate(search.objectives or [])]
+        used += [(f"search.constraints.{i}.metric", k.metric) for i, k in enumerate(search.constraints or [])]
+        for path, metric in used:
+            if metric in COMPRESSION_METRICS:
+                raise FieldPathError(path, metric, "a metric this study's trials report: compression metrics need a compress section")
+        return self
+
+    @model_validator(mode="after")
     def _model_reads_the_data(self) -> StudySpec:
         if self.objective is not None:
             return self
@@ -324,7 +415,7 @@ class StudySpec(Config):
             if raw.get(section) is None:
                 # Absent rather than null: a training study's dump and hash stay as they were.
                 raw.pop(section, None)
-        for key in BUDGET_KEYS:
+        for key in (*BUDGET_KEYS, *MULTI_OBJECTIVE_KEYS):
             if raw["search"].get(key) is None:
                 raw["search"].pop(key, None)
         return raw

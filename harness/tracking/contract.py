@@ -48,6 +48,14 @@ BASELINE = "baseline"
 # --- lr-find runs ---------------------------------------------------------------------------
 DIVERGED = "diverged"
 
+# --- multi-objective studies ----------------------------------------------------------------
+PARETO = "pareto"  # on a trial run: "true" when it is on the study's Pareto front
+FEASIBLE = "feasible"  # on a trial run: "false" when a search constraint excluded it
+PARETO_PREFIX = "pareto/"  # on the parent: pareto/<trial_id>/test/acc, one per front member
+HYPERVOLUME = "pareto/hypervolume"
+PARETO_SIZE = "pareto/size"
+PARETO_CSV = "pareto.csv"
+
 # --- compression studies --------------------------------------------------------------------
 TEACHER_RUN_ID = "teacher_run_id"  # on the parent: the run whose model the trials compress
 

@@ -39,7 +39,7 @@ CASES = {
         {"search": {"strategy": "bayes"}},
         [
             "search.strategy",
-            "unknown strategy 'bayes'; known: asha, bohb, cmaes, gp, grid, hyperband, median, pbt, random, tpe",
+            "unknown strategy 'bayes'; known: asha, bohb, cmaes, gp, grid, hyperband, median, mogp, motpe, nsga2, pbt, random, tpe",
         ],
     ),
     "search path names no field": (

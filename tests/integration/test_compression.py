@@ -4,6 +4,7 @@ study's model is a teacher, and a bad teacher is refused before anything runs.""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -99,3 +100,33 @@ def test_a_finished_studys_model_is_a_teacher_and_a_bad_teacher_is_refused(mlflo
     (trial,) = runs_of(client, "to-compress", c.KIND_TRIAL)
     no_model, experiment = compress_with({"run": trial.info.run_id}, "modelless-teacher")
     assert no_model.returncode == 2 and "logged no model" in no_model.stderr and experiment is None
+
+
+def test_multi_objective_study_records_its_pareto_front(mlflow_server: str, tmp_path: Path) -> None:
+    search = {
+        "strategy": "nsga2", "num_trials": 5,
+        "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}],
+        "constraints": ["val/acc >= 0.3"],
+        "space": {"compress.steps.0.amount": {"uniform": [0.3, 0.97]}, "compress.steps.1.bits": {"choice": [8, 4, 2]}},
+    }
+    study = write_study(tmp_path, {"name": "pareto-e2e", "compress": COMPRESS, "search": search})
+    result = run_cli("compress", str(study), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray"), "--quiet",
+                     env={"HARNESS_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Pareto front" in result.stdout
+    client = MlflowClient(mlflow_server)
+    (parent,) = runs_of(client, "pareto-e2e", c.KIND_STUDY)
+    trials = runs_of(client, "pareto-e2e", c.KIND_TRIAL)
+    front = [r for r in trials if r.data.tags.get(c.PARETO) == "true"]
+    assert 1 <= len(front) == int(parent.data.metrics[c.PARETO_SIZE]) and parent.data.metrics[c.HYPERVOLUME] >= 0
+    points = [(r.data.metrics["val/acc"], r.data.metrics["size/bytes"]) for r in trials]
+    for run in front:
+        acc, size = run.data.metrics["val/acc"], run.data.metrics["size/bytes"]
+        # Non-dominated among all trials, and scored on the test split exactly once.
+        assert not any(a >= acc and s <= size and (a, s) != (acc, size) for a, s in points)
+        trial_id = run.data.tags[c.TRIAL_ID]
+        history = client.get_metric_history(parent.info.run_id, f"{c.PARETO_PREFIX}{trial_id}/test/acc")
+        assert len(history) == 1 and 0 <= history[0].value <= 1
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(client.download_artifacts(parent.info.run_id, c.PARETO_CSV, tmp)).read_text().splitlines()
+    assert table[0].startswith("trial_id,run_id,val/acc,size/bytes") and len(table) == len(front) + 1

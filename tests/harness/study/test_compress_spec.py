@@ -87,3 +87,38 @@ def test_teacher_run_must_look_like_a_run_id():
     raw = study([{"kind": "quantize"}])
     raw["compress"]["teacher"] = {"run": "not-a-run"}
     assert "compress.teacher" in error_of(raw)
+
+
+MULTI = {"strategy": "nsga2", "num_trials": 4, "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}],
+         "space": {"compress.steps.0.amount": {"uniform": [0.1, 0.9]}}}
+
+
+def test_objectives_make_the_first_one_the_metric():
+    spec = spec_from_dict(study([{"kind": "prune"}], search={**MULTI, "constraints": ["val/acc >= 0.9"]}))
+    assert (spec.search.metric, spec.search.mode) == ("val/acc", "max")
+    assert str(spec.search.constraints[0]) == "val/acc >= 0.9" and spec.search.constraints[0].holds(0.95)
+    plain = spec_from_dict(study([{"kind": "prune"}]))
+    assert "objectives" not in plain.to_dict()["search"]  # single-objective dumps (and hashes) unchanged
+
+
+@pytest.mark.parametrize(
+    "search, sections, expected",
+    [
+        ({**MULTI, "objectives": MULTI["objectives"][:1]}, {}, "search.objectives: List should have at least 2 items"),
+        ({**MULTI, "strategy": "tpe"}, {},
+         "search.strategy: the tpe searcher optimizes one metric; with several objectives use one of: grid, mogp, motpe, nsga2, random"),
+        ({**MULTI, "strategy": "asha"}, {}, "search.strategy: the asha scheduler ranks trials by one metric"),
+        ({**MULTI, "constraints": ["accuracy >= 0.9"]}, {}, "search.constraints.0.metric"),
+        ({**MULTI, "constraints": ["val/acc > 0.9"]}, {}, "expected 'METRIC >= NUMBER' or 'METRIC <= NUMBER'"),
+        ({**MULTI, "reference": {"latency/ms": 1.0}}, {}, "search.reference.latency/ms: one of the objectives"),
+        ({**MULTI, "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}]},
+         {"compress": None}, "search.objectives.1.metric: a metric this study's trials report"),
+        ({"metric": "latency/ms", "mode": "min"}, {"compress": None}, "search.metric: a metric this study's trials report"),
+    ],
+)
+def test_bad_multi_objective_input_names_the_field(search, sections, expected):
+    raw = study([{"kind": "prune"}], search=search)
+    if "compress" in sections:
+        raw.pop("compress")
+        raw["search"].pop("space", None)
+    assert expected in error_of(raw)

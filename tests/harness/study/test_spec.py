@@ -83,7 +83,7 @@ def test_unknown_registry_entries_list_known_ones():
     assert f"model.kind: unknown model 'resnet'; known: {models}" in error_of(base(model={"kind": "resnet"}))
     message = error_of(base(search={"strategy": "bayes"}))
     assert "search.strategy" in message
-    assert "known: asha, bohb, cmaes, gp, grid, hyperband, median, pbt, random, tpe" in message
+    assert "known: asha, bohb, cmaes, gp, grid, hyperband, median, mogp, motpe, nsga2, pbt, random, tpe" in message
     assert "unknown optimizer 'adamx'" in error_of(base(train={"optimizer": {"name": "adamx"}}))
 
 
