@@ -122,3 +122,13 @@ def test_bad_multi_objective_input_names_the_field(search, sections, expected):
         raw.pop("compress")
         raw["search"].pop("space", None)
     assert expected in error_of(raw)
+
+
+def test_harness_compress_refuses_a_study_without_a_compress_section(tmp_path, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "plain.yaml"
+    path.write_text("name: plain\nmodel: {kind: mlp, hidden: [8]}\ntrain: {max_epochs: 1}\n")
+    assert main(["compress", str(path), "--storage", str(tmp_path / "ray")]) == 2
+    assert "no `compress:` section" in capsys.readouterr().err
+    assert not (tmp_path / "ray").exists()

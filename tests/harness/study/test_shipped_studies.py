@@ -34,7 +34,8 @@ def test_shipped_file_validates_and_names_its_command(path: Path):
         assert comparison.strategies and comparison.seed_list()
     else:
         spec = load_study(path)
-        assert first == f"# harness run studies/{path.name}"
+        command = "compress" if spec.compress is not None else "run"
+        assert first == f"# harness {command} studies/{path.name}"
         plan = StudyPlan.of(spec)
         assert plan.expected_trials >= 1 and plan.max_epochs >= 1
 
