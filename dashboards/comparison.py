@@ -39,7 +39,9 @@ def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: 
             return runs
 
 
-def load_trials(client: MlflowClient, experiment_ids: list[str], comparison_id: str, metric: str) -> pd.DataFrame:
+def load_trials(
+    client: MlflowClient, experiment_ids: list[str], comparison_id: str, metric: str, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """One row per trial of every finished study execution tagged with `comparison_id`.
 
     Columns: strategy, seed, study_run_id, trial_id, status, value (the trial's last reported
@@ -49,6 +51,7 @@ def load_trials(client: MlflowClient, experiment_ids: list[str], comparison_id: 
     trials count when they end) and spent_seconds (from the study's first trial start).
     Trials that never ran an epoch and were stopped (queued when a budget ran out) spent
     nothing and are left out. An execution that was abandoned or never finished is left out.
+    `extra` metrics (a multi-objective study's objectives) get a column each.
     """
     studies = {
         run.info.run_id: run
@@ -81,14 +84,45 @@ def load_trials(client: MlflowClient, experiment_ids: list[str], comparison_id: 
                     "epochs": epochs,
                     "start_ms": run.info.start_time,
                     "end_ms": run.info.end_time,
+                    **{key: np.nan if failed else float(run.data.metrics.get(key, np.nan)) for key in extra},
                 }
             )
-    frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["strategy", "seed", "end_ms", "trial_id"])
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, *extra]).sort_values(["strategy", "seed", "end_ms", "trial_id"])
     grouped = frame.groupby(["strategy", "seed"], sort=False)
     frame["spent_trials"] = grouped.cumcount() + 1
     frame["spent_epochs"] = grouped["epochs"].cumsum()
     frame["spent_seconds"] = (frame["end_ms"] - grouped["start_ms"].transform("min")) / 1000.0
     return frame.drop(columns=["start_ms", "end_ms"]).reset_index(drop=True)
+
+
+def hypervolume_so_far(
+    trials: pd.DataFrame, objectives: list[tuple[str, str]], reference: dict[str, float] | None = None
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Each trial's `value` replaced by the hypervolume of its execution's Pareto front over
+    the trials known by then (its `spent_trials` order), against one reference point shared by
+    every strategy and seed: `reference` where given, else the worst value of each objective
+    over all trials of the comparison. Returns the frame and the reference used. A strategy's
+    best-so-far of this value is its front's quality as the budget is spent (mode max)."""
+    import moocore
+
+    metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
+    signs = np.array([1.0 if mode == "min" else -1.0 for mode in modes])
+    values = trials[metrics].to_numpy(dtype=float)
+    complete = np.isfinite(values).all(axis=1)
+    worst = np.where(signs > 0, np.nanmax(values[complete], axis=0), np.nanmin(values[complete], axis=0)) if complete.any() else np.zeros(len(metrics))
+    ref = {m: float((reference or {}).get(m, w)) for m, w in zip(metrics, worst)}
+    ref_point = np.array([ref[m] for m in metrics]) * signs
+    out = trials.copy()
+    volumes = np.full(len(out), np.nan)
+    for _, group in out.groupby(["strategy", "seed"], sort=False):
+        seen: list[np.ndarray] = []
+        for index in group.sort_values("spent_trials").index:
+            point = out.loc[index, metrics].to_numpy(dtype=float)
+            if np.isfinite(point).all():
+                seen.append(point * signs)
+            volumes[out.index.get_loc(index)] = float(moocore.hypervolume(np.array(seen), ref=ref_point)) if seen else 0.0
+    out["value"] = volumes
+    return out, ref
 
 
 def within_budget(trials: pd.DataFrame, axis: str, limit: float | None) -> pd.DataFrame:

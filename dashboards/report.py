@@ -9,14 +9,23 @@ import io
 import math
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from dashboards.comparison import AXES, Curves, budget_curves, curves_table, load_trials, summarize, within_budget
+from dashboards.comparison import (
+    AXES,
+    Curves,
+    budget_curves,
+    curves_table,
+    hypervolume_so_far,
+    load_trials,
+    summarize,
+    within_budget,
+)
 from dashboards.statistics import bootstrap_band
 
 AXIS_LABELS = {"trials": "trials", "epochs": "epochs (all trials)", "seconds": "wall-clock seconds"}
@@ -40,6 +49,9 @@ class ReportSettings:
     target: float | None = None
     optimum: float | None = None
     strategies: list[str] = field(default_factory=list)  # the order the comparison lists them in
+    # A multi-objective base study: strategies are compared by the hypervolume of their fronts.
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+    reference: dict[str, float] | None = None
 
     def budget_label(self) -> str:
         return f"{self.limit:g} {self.axis}"
@@ -144,13 +156,21 @@ class ComparisonReport:
     summary: pd.DataFrame
     files: list[Path]
     metrics: dict[str, float]
+    settings: ReportSettings  # as used: a multi-objective comparison's reference point filled in
 
 
 def comparison_report(
     client: MlflowClient, experiment_ids: list[str], comparison_id: str, settings: ReportSettings, folder: Path
 ) -> ComparisonReport:
     """Read a comparison back from MLflow, summarize it and write its files into `folder`."""
-    trials = load_trials(client, experiment_ids, comparison_id, settings.metric)
+    if settings.objectives:
+        metrics = tuple(m for m, _ in settings.objectives)
+        trials = load_trials(client, experiment_ids, comparison_id, metrics[0], extra=metrics)
+        if not trials.empty:
+            trials, reference = hypervolume_so_far(trials, settings.objectives, settings.reference)
+            settings = replace(settings, reference=reference)
+    else:
+        trials = load_trials(client, experiment_ids, comparison_id, settings.metric)
     if trials.empty:
         raise ValueError(f"comparison {comparison_id}: MLflow holds no finished trials for it")
     summary = summarize(
@@ -162,7 +182,7 @@ def comparison_report(
         target=settings.target,
     )
     files = write_report(folder, settings, trials, summary)
-    return ComparisonReport(trials, summary, files, summary_metrics(summary))
+    return ComparisonReport(trials, summary, files, summary_metrics(summary), settings)
 
 
 # --- the terminal table ----------------------------------------------------------------------
@@ -223,5 +243,11 @@ def summary_notes(summary: pd.DataFrame, settings: ReportSettings) -> list[str]:
             "to target: median budget spent when the best first reached the target, over the seeds that reached it; "
             "missed target: seeds that never did"
         )
+    if settings.objectives:
+        reference = ", ".join(f"{m} {v:.4g}" for m, v in (settings.reference or {}).items())
+        notes.insert(0, (
+            f"value: hypervolume of each execution's Pareto front ({', '.join(f'{m} {d}' for m, d in settings.objectives)}) "
+            f"over its trials so far, against one reference point for all: {reference or 'the worst values seen'}"
+        ))
     notes.append(f"p: {TESTS}")
     return notes

@@ -154,14 +154,14 @@ def _report_comparison(outcome: Any, folder: Any) -> tuple[list[Any], dict[str, 
     spec = outcome.spec
     settings = ReportSettings(
         spec.name, outcome.metric, outcome.mode, spec.budget.axis, spec.budget.amount, spec.baseline,
-        spec.target, outcome.optimum, list(spec.strategies),
+        spec.target, outcome.optimum, list(spec.strategies), outcome.objectives, outcome.reference,
     )
     report = comparison_report(
         MlflowClient(outcome.tracking_uri), [outcome.experiment_id], outcome.comparison_id, settings, folder
     )
     console = _console()
-    console.print(summary_table(report.summary, settings))
-    for note in summary_notes(report.summary, settings):
+    console.print(summary_table(report.summary, report.settings))
+    for note in summary_notes(report.summary, report.settings):
         console.print(f"  {note}", highlight=False)
     return report.files, report.metrics
 

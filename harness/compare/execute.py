@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,8 @@ class ComparisonOutcome:
     optimum: float | None
     executions: list[Execution]
     ran: int = 0  # executions run or continued by this call
+    objectives: list[tuple[str, str]] = field(default_factory=list)  # a multi-objective base study's
+    reference: dict[str, float] | None = None
     interrupted: bool = False
     already_reported: bool = False
 
@@ -194,17 +196,21 @@ def _continue(
 ) -> ComparisonOutcome:
     spec = ComparisonSpec.model_validate(state.spec)
     base = spec.study_for(spec.strategies[0], spec.seed_list()[0])
+    objectives = [(o.metric, o.mode) for o in base.search.objectives or []]
     outcome = ComparisonOutcome(
         folder,
         spec,
         state.tracking_uri,
         state.experiment_id,
         state.run_id,
-        base.search.metric,
-        base.search.mode,
+        # Several objectives: strategies are compared by their fronts' hypervolume (higher is better).
+        c.HYPERVOLUME if objectives else base.search.metric,
+        "max" if objectives else base.search.mode,
         optimum_of(base),
         state.executions,
         already_reported=state.reported,
+        objectives=objectives,
+        reference=base.search.reference,
     )
     comparison = StudyRun(state.tracking_uri, state.experiment_id, state.run_id)
     try:

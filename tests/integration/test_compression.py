@@ -130,3 +130,35 @@ def test_multi_objective_study_records_its_pareto_front(mlflow_server: str, tmp_
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(client.download_artifacts(parent.info.run_id, c.PARETO_CSV, tmp)).read_text().splitlines()
     assert table[0].startswith("trial_id,run_id,val/acc,size/bytes") and len(table) == len(front) + 1
+
+
+def test_compare_ranks_multi_objective_strategies_by_hypervolume(mlflow_server: str, tmp_path: Path) -> None:
+    import yaml
+
+    comparison = {
+        "name": "compare-pareto",
+        "study": {
+            "name": "pareto-base", "data": {"dataset": "digits"}, "model": {"kind": "mlp", "hidden": [16]},
+            "train": {"max_epochs": 2, "batch_size": 128},
+            "compress": {"steps": [{"kind": "prune", "amount": 0.5}, {"kind": "quantize", "bits": 8}]},
+            "search": {
+                "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}],
+                "reference": {"val/acc": 0.0, "size/bytes": 20000},
+                "space": {"compress.steps.0.amount": {"uniform": [0.0, 0.95]}, "compress.steps.1.bits": {"choice": [8, 2]}},
+            },
+        },
+        "strategies": ["random", "nsga2"], "seeds": 2, "budget": {"trials": 3}, "baseline": "random",
+    }
+    path = tmp_path / "compare.yaml"
+    path.write_text(yaml.safe_dump(comparison, sort_keys=False))
+    result = run_cli("compare", str(path), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray"), "--quiet",
+                     env={"HARNESS_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "pareto/hypervolume" in result.stdout and "val/acc 0, size/bytes 2e+04" in result.stdout
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("compare-pareto")
+    studies = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{c.KIND}` = '{c.KIND_STUDY}'")
+    assert len(studies) == 4 and all(c.HYPERVOLUME in run.data.metrics for run in studies)
+    (comparison_run,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{c.KIND}` = '{c.KIND_COMPARISON}'")
+    finals = {k: v for k, v in comparison_run.data.metrics.items() if k.endswith("/final_best")}
+    assert set(finals) == {"random/final_best", "nsga2/final_best"} and all(0 < v <= 20000 for v in finals.values())
