@@ -84,13 +84,13 @@ def chain_table(teacher: Teacher, epochs: int, ft: int) -> None:
            "faster b=256 (x)"], rows)
 
 
-def distill_table(teachers: dict[int, Teacher], epochs: int) -> None:
-    """A 784-30-10 student distilled at each temperature against the same student on labels
+def distill_table(teachers: dict[int, Teacher], epochs: int, width: int = 30, alpha: float = 0.7) -> None:
+    """A 784-`width`-10 student distilled at each temperature against the same student on labels
     alone (alpha 0), paired by seed (the teacher and the student's initialization share it);
     then the T^2 factor switched off at the best temperature."""
     from scipy.stats import ttest_rel, wilcoxon
 
-    student = {"kind": "mlp", "hidden": [30]}
+    student = {"kind": "mlp", "hidden": [width]}
 
     def accuracy(seed: int, **step: Any) -> float:
         steps = [{"kind": "distill", "student": student, "epochs": epochs, **step}]
@@ -100,19 +100,19 @@ def distill_table(teachers: dict[int, Teacher], epochs: int) -> None:
     labels = [accuracy(seed, alpha=0.0) for seed in seeds]
     rows, by_t = [], {}
     for temperature in (1.0, 2.0, 4.0, 8.0):
-        accs = by_t[temperature] = [accuracy(seed, temperature=temperature, alpha=0.7) for seed in seeds]
+        accs = by_t[temperature] = [accuracy(seed, temperature=temperature, alpha=alpha) for seed in seeds]
         diffs = [a - b for a, b in zip(accs, labels)]
         p_t = ttest_rel(accs, labels).pvalue if len(seeds) > 1 else float("nan")
         p_w = wilcoxon(accs, labels).pvalue if len(seeds) > 5 else float("nan")
-        rows.append([f"T={temperature:g}, alpha 0.7", len(seeds), statistics.mean(labels), statistics.mean(accs),
+        rows.append([f"T={temperature:g}, alpha {alpha:g}", len(seeds), statistics.mean(labels), statistics.mean(accs),
                      100 * statistics.mean(diffs), f"{sum(d > 0 for d in diffs)}/{len(seeds)}", p_t, p_w])
     best = max(by_t, key=lambda t: statistics.mean(by_t[t]))
-    plain = [accuracy(seed, temperature=best, alpha=0.7, t_squared=False) for seed in seeds]
+    plain = [accuracy(seed, temperature=best, alpha=alpha, t_squared=False) for seed in seeds]
     diffs = [a - b for a, b in zip(plain, labels)]
-    rows.append([f"T={best:g}, alpha 0.7, no T^2", len(seeds), statistics.mean(labels), statistics.mean(plain),
+    rows.append([f"T={best:g}, alpha {alpha:g}, no T^2", len(seeds), statistics.mean(labels), statistics.mean(plain),
                  100 * statistics.mean(diffs), f"{sum(d > 0 for d in diffs)}/{len(seeds)}",
                  ttest_rel(plain, labels).pvalue if len(seeds) > 1 else float("nan"), float("nan")])
-    table(f"Distillation into 784-30-10 ({epochs} epochs) vs the same student on labels alone, paired by seed",
+    table(f"Distillation into 784-{width}-10 ({epochs} epochs, alpha {alpha:g}) vs the same student on labels alone, paired by seed",
           ["student", "seeds", "labels-only acc", "distilled acc", "gain (points)", "seeds gaining",
            "paired t p", "Wilcoxon p (6+ seeds)"], rows)
 
@@ -124,6 +124,9 @@ def main() -> None:
     parser.add_argument("--only", default="int8,prune,structured,lowbit,lottery,chain,distill",
                         help="comma-separated tables to measure")
     parser.add_argument("--distill-seeds", type=int, default=5)
+    parser.add_argument("--student", type=int, default=30, help="hidden width of the distilled student")
+    parser.add_argument("--alpha", type=float, default=0.7, help="weight of the soft targets")
+    parser.add_argument("--distill-epochs", type=int, help="student epochs (default: the teacher's)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     epochs = 2 if args.quick else 15
@@ -205,7 +208,7 @@ def main() -> None:
         for seed in distill_seeds:
             if seed not in teachers:
                 teachers[seed] = fit_teacher(spec_for([{"kind": "quantize"}], seed, epochs))[0]
-        distill_table({seed: teachers[seed] for seed in distill_seeds}, epochs)
+        distill_table({seed: teachers[seed] for seed in distill_seeds}, args.distill_epochs or epochs, args.student, args.alpha)
 
     if overheads:
         print(f"\nmeasurement overhead per trial (export, quantize, size, latency): median "
