@@ -134,7 +134,6 @@ def main() -> None:
     ft = 1 if args.quick else 3
     started = time.perf_counter()
     teachers = {seed: fit_teacher(spec_for([{"kind": "quantize"}], seed, epochs))[0] for seed in seeds}
-    teacher = teachers[0]
     overheads: list[float] = []
 
     def run(steps: list[dict[str, Any]], seed: int = 0) -> dict[str, float]:

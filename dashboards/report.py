@@ -1,11 +1,10 @@
 """Report files and the terminal table for a strategy comparison: CSV and parquet of every trial
-and curve, the summary table, and one HTML page with the best-so-far plots inlined as SVG (no
-network, no scripts), so that it opens anywhere, including as an MLflow artifact."""
+and curve, the summary table, and one self-contained interactive HTML page (plotly.js inlined,
+no network), so that it opens anywhere, including as an MLflow artifact."""
 
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
 import warnings
@@ -26,6 +25,7 @@ from dashboards.comparison import (
     summarize,
     within_budget,
 )
+from dashboards.page import Section, render, table
 from dashboards.statistics import bootstrap_band
 
 AXIS_LABELS = {"trials": "trials", "epochs": "epochs (all trials)", "seconds": "wall-clock seconds"}
@@ -57,32 +57,49 @@ class ReportSettings:
         return f"{self.limit:g} {self.axis}"
 
 
-def plot_svg(curves: Curves, metric: str, mode: str, target: float | None = None) -> str:
-    """Mean best-so-far per strategy with its 95% bootstrap band, as an SVG string."""
-    import matplotlib
+def curves_figure(curves: Curves, trials: pd.DataFrame, metric: str, mode: str, target: float | None = None) -> Any:
+    """Mean best-so-far per strategy with its 95% bootstrap band (interactive): each seed's
+    curve ends where that execution's data ends, so a strategy that ran fewer trials is not
+    drawn flat past its last one; the mean covers the budget points some seed reached."""
+    import plotly.graph_objects as go
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for strategy, matrix in curves.values.items():
+    fig = go.Figure()
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    column = f"spent_{curves.axis}"
+    for i, (strategy, matrix) in enumerate(curves.values.items()):
+        color = palette[i % len(palette)]
+        masked = matrix.copy()
+        for row, seed in enumerate(curves.seeds):
+            spent = trials[(trials["strategy"] == strategy) & (trials["seed"] == seed)][column]
+            if len(spent):
+                masked[row, curves.grid > float(spent.max()) + 1e-9] = float("nan")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # budget points before any seed has a value
-            band = bootstrap_band(matrix)
-        (line,) = ax.plot(curves.grid, band.mean, label=strategy, linewidth=1.6)
-        ax.fill_between(curves.grid, band.low, band.high, color=line.get_color(), alpha=0.18, linewidth=0)
+            warnings.simplefilter("ignore", RuntimeWarning)  # budget points no seed reached
+            band = bootstrap_band(masked)
+        rgb = tuple(int(color[k : k + 2], 16) for k in (1, 3, 5))
+        fig.add_trace(go.Scatter(x=curves.grid, y=band.high, mode="lines", line=dict(width=0), legendgroup=strategy,
+                                 showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=curves.grid, y=band.low, mode="lines", line=dict(width=0), fill="tonexty",
+                                 fillcolor=f"rgba{rgb + (0.18,)}", legendgroup=strategy, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=curves.grid, y=band.mean, mode="lines", name=strategy, legendgroup=strategy,
+                                 line=dict(width=2, color=color)))
     if target is not None:
-        ax.axhline(target, color="0.4", linestyle="--", linewidth=1, label="target")
-    ax.set_xlabel(AXIS_LABELS[curves.axis])
-    ax.set_ylabel(f"best {metric} so far ({mode})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg") :]
+        fig.add_hline(y=target, line_dash="dash", line_color="#666", annotation_text="target")
+    fig.update_layout(xaxis_title=AXIS_LABELS[curves.axis], yaxis_title=f"best {metric} so far ({mode})")
+    return fig
+
+
+def seeds_warning(seeds: int) -> str:
+    """A plain warning when so few seeds make the intervals and tests uninformative (with n
+    paired seeds a one-sided signed-rank test cannot go below 1/2^n)."""
+    if seeds >= 6:
+        return ""
+    floor = 0.5**seeds
+    return (
+        f"<p class='warn'>{seeds} seed{'s' * (seeds != 1)}: the 95% intervals are wide and unreliable, and no "
+        f"p-value can go below {floor:.3g} (a one-sided signed-rank test over {seeds} paired seeds), so no "
+        "difference here can be significant. Run 6 or more seeds before reading the tests.</p>"
+    )
 
 
 def write_report(folder: Path, settings: ReportSettings, trials: pd.DataFrame, summary: pd.DataFrame) -> list[Path]:
@@ -100,27 +117,20 @@ def write_report(folder: Path, settings: ReportSettings, trials: pd.DataFrame, s
     long.to_csv(paths[1], index=False)
     long.to_parquet(paths[2], index=False)
     summary.to_csv(paths[3], index=False)
-    plots = "\n".join(
-        f"<h2>best {html.escape(settings.metric)} against {AXIS_LABELS[axis]}</h2>\n"
-        f"{plot_svg(c, settings.metric, settings.mode, settings.target)}"
-        for axis, c in all_curves.items()
-    )
-    table = summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
     seeds = sorted(trials["seed"].unique().tolist())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(settings.title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-th:first-child,td:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style></head>
-<body><h1>{html.escape(settings.title)}</h1>
-<p>{len(summary)} strategies, {len(seeds)} seeds ({", ".join(map(str, seeds))}), budget {settings.budget_label()}
-per execution, metric {html.escape(settings.metric)} ({settings.mode}){_target_text(settings)}.
-Bands and CIs: 95% bootstrap confidence interval of the mean over seeds. Ranks: 1 = best, within each seed at
-each budget point, averaged. p-values against {html.escape(settings.baseline)}: {TESTS}.</p>
-{table}
-{plots}
-</body></html>
-"""
+    rows = summary.to_dict("records")
+    intro = (
+        f"{len(summary)} strategies, {len(seeds)} seeds ({', '.join(map(str, seeds))}), budget {settings.budget_label()} "
+        f"per execution, metric {html.escape(settings.metric)} ({settings.mode}){_target_text(settings)}. Bands and CIs: "
+        "95% bootstrap confidence interval of the mean over seeds. Ranks: 1 = best, within each seed at each budget "
+        f"point, averaged. p-values against {html.escape(settings.baseline)}: {TESTS}."
+    )
+    sections = [Section("Summary", html=seeds_warning(len(seeds)) + table(rows, ("strategy", "test")))]
+    sections += [
+        Section(f"best {settings.metric} against {AXIS_LABELS[axis]}", curves_figure(c, kept, settings.metric, settings.mode, settings.target))
+        for axis, c in all_curves.items()
+    ]
+    page = render(settings.title, intro, sections)
     paths[4].write_text(page)
     return paths
 

@@ -100,8 +100,10 @@ def _run(args: argparse.Namespace, spec: Any) -> int:
         storage=args.storage,
         progress=not args.quiet,
         announce=announce,
+        refresh=_live_dashboard,
     )
     _print_outcome(outcome)
+    _study_dashboard(outcome)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
@@ -125,6 +127,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return _comparison_done(resume_comparison(args.path, address=args.address, report=_report_comparison))
     outcome = resume_study(args.path, address=args.address)
     _print_outcome(outcome)
+    _study_dashboard(outcome)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
@@ -325,6 +328,67 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Regenerate a study's dashboard (RUN_ID: its parent run) or a seed-aggregation page
+    (--experiment: every finished execution of a study) from the tracking store."""
+    from pathlib import Path
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from dashboards.write import seeds_dashboard, study_dashboard
+    from harness.paths import default_tracking_uri, harness_home
+
+    if (args.run_id is None) == (args.experiment is None):
+        print("error: give a study's parent RUN_ID or --experiment NAME (one of them)", file=sys.stderr)
+        return EXIT_USAGE
+    client = MlflowClient(args.tracking_uri or default_tracking_uri())
+    folder = harness_home() / "dashboards"
+    try:
+        if args.run_id is not None:
+            out = Path(args.out) if args.out else folder / f"study-{args.run_id[:8]}.html"
+            path = study_dashboard(client, args.run_id, out)
+        else:
+            out = Path(args.out) if args.out else folder / f"{args.experiment}-seeds.html"
+            path = seeds_dashboard(client, args.experiment, out)
+    except (MlflowException, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"dashboard: {path.resolve()}")
+    return EXIT_OK
+
+
+def _live_dashboard(study: Any) -> None:
+    """Rebuild a running study's dashboard on its parent run (the MLflow UI shows the latest)."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from dashboards.write import study_dashboard
+
+    with tempfile.TemporaryDirectory() as tmp:
+        study_dashboard(MlflowClient(study.tracking_uri), study.parent_run_id, Path(tmp) / "dashboard.html")
+
+
+def _study_dashboard(outcome: Any) -> None:
+    """Write the finished study's dashboard, attach it to its parent run, print where it is.
+    A page that cannot be built is reported, never a reason to fail the study."""
+    from mlflow.tracking import MlflowClient
+
+    from dashboards.write import study_dashboard
+
+    study = outcome.study
+    try:
+        path = study_dashboard(
+            MlflowClient(study.tracking_uri), study.parent_run_id, outcome.experiment_path / "dashboard.html"
+        )
+    except Exception as exc:  # evidence only: the study's results are already stored
+        print(f"warning: the dashboard was not written ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return
+    print(f"dashboard: {path}")
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from harness.paths import default_tracking_uri
 
@@ -440,6 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", nargs="?", help="copy: the folder to write it to (default: the current folder)")
     p.add_argument("--force", action="store_true", help="copy: overwrite existing files")
     p.set_defaults(func=cmd_studies)
+
+    p = sub.add_parser("dashboard", help="write a study's interactive dashboard (or every execution's, over seeds)")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="a study's parent run (`harness run` prints it)")
+    p.add_argument("--experiment", metavar="NAME", help="every finished execution of this study, over seeds")
+    p.add_argument("--out", metavar="FILE", help="where to write the page (default: under HARNESS_HOME/dashboards)")
+    tracking_arg(p)
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the tracking store (open the printed address)")
     tracking_arg(p)

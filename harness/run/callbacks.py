@@ -91,6 +91,30 @@ class MlflowTrialCallback(Callback):
             pass  # evidence only: a missing checkpoint folder must not fail the study
 
 
+class PeriodicCallback(Callback):
+    """Calls `action()` every `every_s` seconds of a running study (a live dashboard's refresh),
+    from the tuning loop; an action that fails is skipped, never a reason to stop the study."""
+
+    def __init__(self, action: Any, every_s: float) -> None:
+        self.action, self.every_s = action, every_s
+        self.next = time.monotonic() + every_s
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"every_s": self.every_s}  # the action is the driver's; a restored study gets a new one
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.action, self.every_s, self.next = None, state["every_s"], time.monotonic() + state["every_s"]
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if self.action is None or time.monotonic() < self.next:
+            return
+        try:
+            self.action()
+        except Exception:
+            pass
+        self.next = time.monotonic() + self.every_s
+
+
 class SchedulerStateCallback(Callback):
     """Saves the trial scheduler's bookkeeping (ASHA's rung records) with each save of the
     experiment's state, and restores it when `harness resume` restores the experiment.

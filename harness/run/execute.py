@@ -38,10 +38,12 @@ def run_study(
     announce: Callable[[Path], None] | None = None,
     parent_run_id: str | None = None,
     run_tags: dict[str, str] | None = None,
+    refresh: Callable[[StudyRun], None] | None = None,
 ) -> StudyOutcome:
     """Execute a validated study from scratch; `announce(folder)` learns where its state is
     saved (what `harness resume` takes) as soon as that folder exists. `parent_run_id` and
-    `run_tags` nest the execution's run under another (a comparison) and tag it."""
+    `run_tags` nest the execution's run under another (a comparison) and tag it; `refresh(study)`
+    runs every minute while trials run (the CLI rebuilds the live dashboard with it)."""
     tracking_uri = tracking_uri or default_tracking_uri()
     storage = Path(storage or default_storage()).resolve()
     plan = StudyPlan.of(spec)
@@ -65,7 +67,8 @@ def run_study(
         if announce is not None:
             announce(path)
         prepared = prepare_trials(spec, study, path)  # a compression study's teacher, once
-        tuner = build_tuner(plan, study, storage, name, progress, prepared)
+        action = None if refresh is None else (lambda: refresh(study))
+        tuner = build_tuner(plan, study, storage, name, progress, prepared, action)
         results = tuner.fit()
     with _closed_on_exit(study, plan):  # a Ctrl-C while reconciling: `harness resume` finishes it
         return finalize(plan, study, path, results)

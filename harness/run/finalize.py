@@ -19,7 +19,6 @@ from harness.tracking import contract as c
 from harness.tracking.runs import StudyRun, client_for, finish_study_run
 from harness.tracking.trials import ChildRuns
 
-
 # What the best-trials table adds for a compression trial.
 SHOWN_COMPRESSION = ("size/ratio", "latency/speedup_batch", "sparsity")
 

@@ -18,7 +18,6 @@ from harness.tracking.runs import client_for
 from harness.tracking.trials import numeric_metrics
 from harness.trial.kinds import TRIAL_KINDS, kind_for
 
-
 # Timings: reported again, never compared (a shared machine's clock is not reproducible).
 UNCOMPARED = ("latency/", "overhead/")
 

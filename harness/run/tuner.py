@@ -11,6 +11,7 @@ from harness.run.callbacks import (
     CheckpointPruner,
     EndedTrialsCallback,
     MlflowTrialCallback,
+    PeriodicCallback,
     ProgressCallback,
     SchedulerStateCallback,
 )
@@ -19,6 +20,8 @@ from harness.run.signals import SigtermGuard
 from harness.search.space import to_tune_space
 from harness.tracking.runs import StudyRun
 from harness.tracking.trials import ChildRuns
+
+REFRESH_S = 60.0  # how often a running study's live dashboard is rebuilt
 
 
 def make_trainable(plan: StudyPlan, prepared: dict[str, Any] | None = None) -> Any:
@@ -41,7 +44,8 @@ def trial_dirname(trial: Any) -> str:
 
 
 def build_tuner(
-    plan: StudyPlan, study: StudyRun, storage: Path, name: str, progress: bool, prepared: dict[str, Any] | None = None
+    plan: StudyPlan, study: StudyRun, storage: Path, name: str, progress: bool, prepared: dict[str, Any] | None = None,
+    refresh: Any = None,
 ) -> Any:
     """The Tuner of one execution: the plan's searcher, scheduler and trainable, the driver's
     callbacks (MLflow child runs, ended trials, progress, scheduler state, checkpoint pruning)
@@ -56,6 +60,8 @@ def build_tuner(
         EndedTrialsCallback(storage / name),
         SigtermGuard(),
     ]
+    if refresh is not None:
+        callbacks.append(PeriodicCallback(refresh, REFRESH_S))
     if progress:
         callbacks.append(
             ProgressCallback(

@@ -20,6 +20,11 @@ HARNESS_VERSION = "harness_version"
 SOURCE_HASH = "source_hash"  # of the harness's Python sources: what ran, with or without git
 PYTHON = "python"
 
+# --- experiments (MLflow's own tag names) --------------------------------------------------
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"  # the UI's model-training view
+NOTE = "mlflow.note.content"  # the description the UI shows
+
 # --- study (parent) runs -------------------------------------------------------------------
 STRATEGY = "strategy"
 SEED = "seed"
@@ -69,7 +74,8 @@ WEIGHTS_HISTOGRAM_JSON = "weights_histogram.json"
 WEIGHTS_HISTOGRAM_PNG = "weights_histogram.png"
 COMPARISON_SPEC_ARTIFACT = "comparison.yaml"
 MODEL_ARTIFACT = "model"  # an MLflow model (pytorch flavour): a study's best model, a teacher
-COMPRESSED_DIR = "compressed"  # a compression trial's shipped artifact (ONNX or packed weights)
+COMPRESSED_DIR = "compressed"
+DASHBOARD_ARTIFACT = "dashboard.html"  # a study's interactive dashboard (dashboards/)  # a compression trial's shipped artifact (ONNX or packed weights)
 
 # --- metrics --------------------------------------------------------------------------------
 EPOCH = "epoch"  # logged at every epoch step; the trial's progress

@@ -98,6 +98,14 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | Non
     return experiment.experiment_id
 
 
+def describe_experiment(client: MlflowClient, experiment_id: str, description: str) -> None:
+    """The experiment opens in the MLflow UI's model-training view (not the GenAI one) and
+    carries the study's description as its note."""
+    client.set_experiment_tag(experiment_id, c.EXPERIMENT_KIND, c.EXPERIMENT_KIND_TRAINING)
+    if description:
+        client.set_experiment_tag(experiment_id, c.NOTE, description)
+
+
 def open_run(
     tracking_uri: str,
     experiment: str,
@@ -166,6 +174,7 @@ def start_study_run(
     )
     client = client_for(tracking_uri)
     try:
+        describe_experiment(client, study.experiment_id, spec.description)
         params = {k: v for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")}
         for key, value in params.items():
             client.log_param(study.parent_run_id, key, str(value)[:6000])

@@ -103,7 +103,13 @@ class _Calibration:
 def quantize_onnx(source: Path, target: Path, scheme: Scheme, activations: bool, calibration: np.ndarray) -> Path:
     """An INT8 ONNX file: weights and activations (static, QDQ, activation ranges calibrated on
     `calibration`) or weights only (dynamic: activations are quantized per batch at run time)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     weight_type = QuantType.QInt8 if scheme.symmetric else QuantType.QUInt8
     options = {"WeightSymmetric": scheme.symmetric}

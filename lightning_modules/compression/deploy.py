@@ -16,11 +16,11 @@ from lightning_modules.compression.artifact import (
     PACKED_FILE,
     export_onnx,
     file_sizes,
+    finish_onnx,
     load_packed,
     onnx_outputs,
     quantize_onnx,
     save_packed,
-    finish_onnx,
 )
 from lightning_modules.compression.latency import latencies_ms
 from lightning_modules.compression.prune import parameter_counts

@@ -122,7 +122,7 @@ def parameter_counts(net: nn.Module) -> tuple[int, int]:
     """(parameters, non-zero parameters), masks applied."""
     total = nonzero = 0
     for module in net.modules():
-        for name, param in module.named_parameters(recurse=False):
+        for name, _ in module.named_parameters(recurse=False):
             value = getattr(module, name.removesuffix("_orig"))
             total += value.numel()
             nonzero += int((value != 0).sum())

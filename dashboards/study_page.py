@@ -1,0 +1,212 @@
+"""The study dashboard (one execution) and the seed-aggregation page (every execution of a
+study): optimization history, learning curves, parallel coordinates, importances, slices,
+the Pareto front and hypervolume history of a multi-objective study, failures and stops, the
+chosen configuration and its sealed-test score."""
+
+from __future__ import annotations
+
+import html
+import math
+import warnings
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboards.optuna_study import objective_names, optuna_study
+from dashboards.page import Section, render, table
+from dashboards.statistics import bootstrap_band
+from dashboards.study_data import StudyData
+from harness.tracking import contract as c
+
+STATUS_STYLE = {
+    c.FINISHED: dict(color="#1f77b4", dash="solid"),
+    c.KILLED: dict(color="#ff7f0e", dash="dot"),  # stopped early (or interrupted)
+    c.FAILED: dict(color="#d62728", dash="dash"),
+    c.RUNNING: dict(color="#2ca02c", dash="solid"),
+}
+# The uncompressed teacher's value of a compression objective, as a trial reports it.
+TEACHER_OF = {
+    "val/acc": "teacher/val/acc",
+    "size/bytes": "size/teacher_bytes",
+    "latency/ms": "latency/teacher_ms",
+    "latency/ms_batch": "latency/teacher_ms_batch",
+}
+
+
+def learning_curves(data: StudyData) -> go.Figure:
+    """Every trial's study metric per epoch, styled by how it ended (legend toggles a status)."""
+    fig = go.Figure()
+    shown: set[str] = set()
+    for trial in data.ordered():
+        if not trial.curve:
+            continue
+        style = STATUS_STYLE.get(trial.status, STATUS_STYLE[c.FINISHED])
+        label = {c.KILLED: "stopped early", c.FAILED: "failed", c.FINISHED: "finished"}.get(trial.status, trial.status.lower())
+        epochs, values = zip(*trial.curve)
+        fig.add_trace(
+            go.Scatter(
+                x=list(epochs), y=list(values), mode="lines+markers", name=label, legendgroup=label,
+                showlegend=label not in shown, line=dict(width=1.5, **style), marker=dict(size=4),
+                hovertemplate=f"trial {trial.trial_id}<br>epoch %{{x}}<br>{data.metric} %{{y:.4g}}<br>{html.escape(trial.reason or trial.status)}<extra></extra>",
+            )
+        )
+        shown.add(label)
+    fig.update_layout(xaxis_title="epoch", yaxis_title=data.metric)
+    return fig
+
+
+def _optuna_figures(data: StudyData) -> list[Section]:
+    import optuna
+    import optuna.visualization as vis
+
+    study = optuna_study(data)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    names = objective_names(data)
+    sections: list[Section] = []
+    multi = len(names) > 1
+    target = (lambda t: t.values[0]) if multi else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks some plots experimental
+        history = vis.plot_optimization_history(study, target=target, target_name=names[0])
+        sections.append(Section(f"Optimization history ({names[0]}, {data.mode})", history,
+                                note="every completed trial in the order its result arrived, and the best so far"))
+        if data.trials and any(t.curve for t in data.trials):
+            sections.append(Section("Learning curves", learning_curves(data),
+                                    note="solid: finished; dotted: stopped early (scheduler) or interrupted; dashed: failed"))
+        if multi:
+            sections.extend(_pareto_sections(data, study, names))
+        params = list(study.trials[0].params) if study.trials else []
+        if len(complete) >= 2 and params:
+            sections.append(Section("Parallel coordinates", vis.plot_parallel_coordinate(study, target=target, target_name=names[0])))
+            try:
+                importance = vis.plot_param_importances(study, target=target, target_name=names[0])
+                ranked = list(optuna.importance.get_param_importances(study, target=target))
+                sections.append(Section("Parameter importances", importance,
+                                        note="fANOVA (Optuna's default evaluator) over the completed trials"))
+            except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+                ranked = params
+                sections.append(Section("Parameter importances", note=f"not computed: {html.escape(str(exc))}"))
+            sections.append(Section(f"Slices of the most important parameters ({names[0]})",
+                                    vis.plot_slice(study, params=ranked[:3], target=target, target_name=names[0])))
+    return sections
+
+
+def _pareto_sections(data: StudyData, study: Any, names: list[str]) -> list[Section]:
+    import optuna.visualization as vis
+
+    sections = []
+    if len(names) in (2, 3):
+        front = vis.plot_pareto_front(study, target_names=names, include_dominated_trials=True)
+        teacher = [next((t.metrics[TEACHER_OF[n]] for t in data.trials if TEACHER_OF.get(n) in t.metrics), None) for n in names]
+        if all(v is not None for v in teacher):
+            point = dict(mode="markers", name="teacher (uncompressed)", marker=dict(symbol="star", size=16, color="black"))
+            if len(names) == 2:
+                front.add_trace(go.Scatter(x=[teacher[0]], y=[teacher[1]], **point))
+            else:
+                front.add_trace(go.Scatter3d(x=[teacher[0]], y=[teacher[1]], z=[teacher[2]], **point))
+        sections.append(Section(f"Pareto front ({', '.join(names)})", front,
+                                note="front trials highlighted; hover a point for its parameters"))
+    pareto = data.report.get("pareto", {})
+    reference = pareto.get("reference")
+    if reference and all(n in reference for n in names):
+        history = vis.plot_hypervolume_history(study, reference_point=[float(reference[n]) for n in names])
+        sections.append(Section("Hypervolume history", history,
+                                note=f"reference point: {html.escape(', '.join(f'{n} {reference[n]:.4g}' for n in names))}"))
+    return sections
+
+
+def _outcome_tables(data: StudyData) -> list[Section]:
+    counts = Counter(t.status for t in data.trials)
+    reasons = Counter((t.status, t.reason) for t in data.trials if t.status != c.FINISHED)
+    rows = [{"status": s, "trials": n} for s, n in sorted(counts.items())]
+    reason_rows = [{"status": s, "reason": r or "-", "trials": n} for (s, r), n in reasons.most_common()]
+    sections = [Section("Trials and how they ended", html=table(rows) + table(reason_rows, ("reason",)))]
+    chosen = next((t for t in data.trials if t.trial_id == data.best_trial_id), None)
+    if chosen is not None:
+        overall = {k: v for k, v in data.test.items() if k.count("/") == 1}
+        config = [{"parameter": k, "value": v} for k, v in sorted(chosen.params.items())]
+        test_rows = [{"metric": k, "value": v} for k, v in sorted(overall.items())]
+        sections.append(Section(
+            f"Chosen configuration (trial {chosen.trial_id}) and its sealed-test score",
+            html=table(config, ("parameter", "value")) + table(test_rows, ("metric",)),
+        ))
+    regimes = _regime_rows(data.test)
+    if regimes:
+        sections.append(Section("Test score by operating regime", html=table(regimes, ("regime",))))
+    if data.objectives:
+        members = [t for t in data.trials if t.pareto]
+        rows = [{"trial": t.trial_id, **{n: t.metrics.get(n) for n in objective_names(data)},
+                 **{k: v for k, v in t.params.items()}} for t in members]
+        sections.append(Section(f"Pareto front members ({len(members)})", html=table(rows)))
+    return sections
+
+
+def _regime_rows(test: dict[str, float]) -> list[dict[str, Any]]:
+    """`test/<metric>/<regime bin>` keys as one row per bin."""
+    rows: dict[str, dict[str, Any]] = {}
+    for key, value in test.items():
+        parts = key.split("/", 2)
+        if len(parts) == 3:
+            rows.setdefault(parts[2], {"regime": parts[2]})[parts[1]] = value
+    return list(rows.values())
+
+
+def study_page(data: StudyData) -> str:
+    """The dashboard of one execution."""
+    done = sum(t.end_ms is not None for t in data.trials)
+    subtitle = (
+        f"experiment {html.escape(data.experiment)}, parent run {data.run_id} ({data.status.lower()}), "
+        f"{len(data.trials)} trials ({done} ended), metric {html.escape(data.metric)} ({data.mode})"
+        + (f"; objectives {html.escape(', '.join(f'{m} {d}' for m, d in data.objectives))}" if data.objectives else "")
+        + (f". {html.escape(data.description)}" if data.description else "")
+    )
+    sections = _optuna_figures(data) if data.trials else [Section("No trials yet", note="nothing has ended")]
+    return render(f"{data.name}: study dashboard", subtitle, sections + _outcome_tables(data))
+
+
+def seeds_page(studies: list[StudyData]) -> str:
+    """Several executions of one study (different seeds): the mean best-so-far curve with its
+    95% bootstrap confidence band over executions, and each execution's final result."""
+    first = studies[0]
+    curves = [s.best_so_far() for s in studies]
+    length = max(len(cv) for cv in curves)
+    # An execution's curve ends at its last trial; it is not carried past it.
+    matrix = np.full((len(curves), length), np.nan)
+    for i, cv in enumerate(curves):
+        matrix[i, : len(cv)] = cv
+    x = np.arange(1, length + 1)
+    counts = np.isfinite(matrix).sum(axis=0)
+    fig = go.Figure()
+    for study, curve in zip(studies, curves):
+        fig.add_trace(go.Scatter(x=x[: len(curve)], y=curve, mode="lines", name=f"seed {study.seed}",
+                                 line=dict(width=1, color="rgba(120,120,120,0.5)"), legendgroup="seeds"))
+    enough = counts >= 2
+    if enough.any():
+        band = bootstrap_band(matrix[:, enough])
+        fig.add_trace(go.Scatter(x=x[enough], y=band.high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x[enough], y=band.low, mode="lines", line=dict(width=0), fill="tonexty",
+                                 fillcolor="rgba(31,119,180,0.2)", name="95% CI of the mean"))
+        fig.add_trace(go.Scatter(x=x[enough], y=band.mean, mode="lines", line=dict(width=3, color="#1f77b4"), name="mean"))
+    fig.update_layout(xaxis_title="trials", yaxis_title=f"best {first.metric} so far ({first.mode})")
+    rows = []
+    for study, curve in zip(studies, curves):
+        finite = curve[np.isfinite(curve)]
+        rows.append({"seed": study.seed, "parent run": study.run_id, "trials": len(study.trials),
+                     f"best {first.metric}": float(finite[-1]) if len(finite) else math.nan,
+                     **{k: v for k, v in study.test.items() if k.count("/") == 1}})
+    finals = np.array([[r[f"best {first.metric}"]] for r in rows], dtype=float)
+    final = bootstrap_band(finals) if len(rows) >= 2 else None
+    warning = ""
+    if len(studies) < 5:
+        warning = (f"<p class='warn'>{len(studies)} executions: a confidence interval over so few seeds is wide and "
+                   "unreliable; run more seeds (5 or more) before reading differences into it.</p>")
+    summary = (f"<p>mean final best {final.mean[0]:.4g}, 95% CI [{final.low[0]:.4g}, {final.high[0]:.4g}] over "
+               f"{len(rows)} executions</p>") if final is not None else ""
+    subtitle = f"experiment {html.escape(first.experiment)}: {len(studies)} finished executions"
+    sections = [
+        Section("Best so far, every execution and their mean", fig, note="bands: 95% bootstrap CI of the mean over the executions that reached that trial"),
+        Section("Final results per execution", html=warning + summary + table(rows, ("parent run",))),
+    ]
+    return render(f"{first.name}: executions over seeds", subtitle, sections)
