@@ -117,12 +117,36 @@ def _pareto_sections(data: StudyData, study: Any, names: list[str]) -> list[Sect
     return sections
 
 
+def _stages(data: StudyData) -> list[Section]:
+    """A compression study's chosen trial, stage by stage: accuracy of the teacher, after each
+    fine-tuning stage (its last epoch) and of the shipped artifact, with what shipping bought."""
+    chosen = next((t for t in data.trials if t.trial_id == data.best_trial_id), None)
+    if chosen is None or "teacher/val/acc" not in chosen.metrics:
+        return []
+    stages = [("teacher", chosen.metrics["teacher/val/acc"])]
+    stages += [
+        (key.removesuffix("/val/acc"), value) for key, value in chosen.metrics.items()
+        if key.endswith("/val/acc") and key not in ("teacher/val/acc",) and key.count("/") >= 2
+    ]
+    stages.append(("shipped artifact", chosen.metrics.get("val/acc", math.nan)))
+    fig = go.Figure(go.Bar(x=[s for s, _ in stages], y=[v for _, v in stages], text=[f"{v:.4f}" for _, v in stages],
+                           marker_color=["#7f7f7f"] + ["#1f77b4"] * (len(stages) - 2) + ["#2ca02c"]))
+    low = min(v for _, v in stages if math.isfinite(v))
+    fig.update_layout(yaxis_title="val/acc", yaxis_range=[max(0.0, low - 0.05), 1.0])
+    keys = ["size/ratio", "size/gzip_ratio", "sparsity", "latency/speedup", "latency/speedup_batch", "size/bytes"]
+    shipped = [{"measure": k, "value": chosen.metrics[k]} for k in keys if k in chosen.metrics]
+    return [Section(f"Compression stages of the chosen trial ({chosen.trial_id})", fig,
+                    note="validation accuracy after each stage's last epoch, and of the shipped artifact in its runtime",
+                    html=table(shipped, ("measure",)))]
+
+
 def _outcome_tables(data: StudyData) -> list[Section]:
     counts = Counter(t.status for t in data.trials)
     reasons = Counter((t.status, t.reason) for t in data.trials if t.status != c.FINISHED)
     rows = [{"status": s, "trials": n} for s, n in sorted(counts.items())]
     reason_rows = [{"status": s, "reason": r or "-", "trials": n} for (s, r), n in reasons.most_common()]
-    sections = [Section("Trials and how they ended", html=table(rows) + table(reason_rows, ("reason",)))]
+    reasons_html = table(reason_rows, ("reason",)) if reason_rows else "<p class='note'>every trial finished</p>"
+    sections = [Section("Trials and how they ended", html=table(rows) + reasons_html)]
     chosen = next((t for t in data.trials if t.trial_id == data.best_trial_id), None)
     if chosen is not None:
         overall = {k: v for k, v in data.test.items() if k.count("/") == 1}
@@ -163,6 +187,7 @@ def study_page(data: StudyData) -> str:
         + (f". {html.escape(data.description)}" if data.description else "")
     )
     sections = _optuna_figures(data) if data.trials else [Section("No trials yet", note="nothing has ended")]
+    sections += _stages(data)
     return render(f"{data.name}: study dashboard", subtitle, sections + _outcome_tables(data))
 
 
