@@ -20,6 +20,7 @@ from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.tracking.models import has_model, load_model, log_model
 from harness.tracking.runs import StudyRun, client_for, end_run, open_run
+from harness.tracking.store import sqlite_path
 from harness.trial.compression import Teacher, fit_teacher
 
 TEACHER_FILE = "teacher.pt"
@@ -79,6 +80,9 @@ def check_teacher_run(spec: StudySpec, tracking_uri: str) -> None:
     if spec.compress is None or spec.compress.teacher == "train":
         return
     run_id = spec.compress.teacher.run
+    database = sqlite_path(tracking_uri)
+    if database is not None and not database.exists():  # reading would create an empty store
+        raise SpecError(f"compress.teacher.run: no run {run_id!r} in {tracking_uri} (the store does not exist yet)")
     client = client_for(tracking_uri)
     try:
         client.get_run(run_id)

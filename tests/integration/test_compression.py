@@ -104,7 +104,7 @@ def test_a_finished_studys_model_is_a_teacher_and_a_bad_teacher_is_refused(mlflo
 
 def test_multi_objective_study_records_its_pareto_front(mlflow_server: str, tmp_path: Path) -> None:
     search = {
-        "strategy": "nsga2", "num_trials": 5, "metric": "val/acc", "mode": "max",  # as the first objective
+        "strategy": "nsga2", "num_trials": 4, "metric": "val/acc", "mode": "max",  # as the first objective
         "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}],
         "constraints": ["val/acc >= 0.3"],
         "space": {"compress.steps.0.amount": {"uniform": [0.3, 0.97]}, "compress.steps.1.bits": {"choice": [8, 4, 2]}},
@@ -147,7 +147,7 @@ def test_compare_ranks_multi_objective_strategies_by_hypervolume(mlflow_server: 
                 "space": {"compress.steps.0.amount": {"uniform": [0.0, 0.95]}, "compress.steps.1.bits": {"choice": [8, 2]}},
             },
         },
-        "strategies": ["random", "nsga2"], "seeds": 2, "budget": {"trials": 3}, "baseline": "random",
+        "strategies": ["random", "nsga2"], "seeds": 2, "budget": {"trials": 2}, "baseline": "random",
     }
     path = tmp_path / "compare.yaml"
     path.write_text(yaml.safe_dump(comparison, sort_keys=False))

@@ -80,3 +80,25 @@ def test_the_view_survives_pickling_with_its_settings_only():
     # __getstate__ / __setstate__ without unpickling bytes.
     copy = copying.deepcopy(view)
     assert copy.budget_epochs == 12 and copy._ended == set() and copy._reported == set()
+
+
+def test_a_periodic_action_runs_on_its_interval_and_never_stops_the_study(monkeypatch: pytest.MonkeyPatch):
+    from harness.run import callbacks
+
+    clock = [100.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    calls: list[float] = []
+
+    def action() -> None:
+        calls.append(clock[0])
+        if len(calls) == 2:
+            raise RuntimeError("the store is away")  # skipped; the study goes on
+
+    refresh = callbacks.PeriodicCallback(action, every_s=60.0)
+    for now in (110.0, 161.0, 170.0, 222.0, 230.0, 283.0):
+        clock[0] = now
+        refresh.on_step_end(0, [])
+    assert calls == [161.0, 222.0, 283.0]
+    restored = callbacks.PeriodicCallback.__new__(callbacks.PeriodicCallback)
+    restored.__setstate__(refresh.__getstate__())  # pickled with the Tuner: the action stays behind
+    assert restored.action is None and restored.every_s == 60.0

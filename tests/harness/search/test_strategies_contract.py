@@ -220,7 +220,7 @@ def test_codec_round_trips_lists_and_quantized_ranges():
     ("search", "expected"),
     [
         ({"strategy": "bayes"}, "search.strategy: unknown strategy 'bayes'; known: asha, bohb, cmaes, gp, grid"),
-        ({"searcher": "smac"}, "search.searcher: unknown searcher 'smac'; known: bohb, cmaes, gp, grid, random, tpe"),
+        ({"searcher": "smac"}, "search.searcher: unknown searcher 'smac'; known: bohb, cmaes, gp, grid, mogp, motpe, nsga2, random, tpe"),
         ({"strategy": "grid"}, "search.space.objective.x1: the grid searcher needs a finite set of values"),
         ({"searcher": "bohb", "scheduler": "asha"}, "search.scheduler: the bohb searcher works only with the bohb"),
         ({"searcher": "random", "scheduler": "bohb"}, "search.searcher: the bohb scheduler works only with the bohb"),
