@@ -93,11 +93,13 @@ def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server: str, tmp_path
             "name": "cluster-study",
             "search": {
                 "strategy": "random",
-                "num_trials": 4,
+                "num_trials": 6,
                 "space": {"train.optimizer.lr": {"loguniform": [0.001, 0.05]}},
             },
             # Each node has one CPU and each trial takes one: two trials run at once, one per node.
-            "train": {"max_epochs": 3, "batch_size": 16, "optimizer": {"name": "adamw", "lr": 0.01}},
+            # Trials last seconds (small batches): Ray Tune reuses a free worker for the next trial,
+            # so trials shorter than the other node's worker start-up would all run on one node.
+            "train": {"max_epochs": 6, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 0.01}},
         },
     )
     result = run_cli(
@@ -110,7 +112,30 @@ def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server: str, tmp_path
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("cluster-study")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'trial'")
-    assert len(runs) == 4
+    assert len(runs) == 6
     assert all(r.info.status == "FINISHED" for r in runs)
     nodes = {r.data.tags["node_id"] for r in runs}
     assert len(nodes) == 2, nodes
+
+    # A compression study on the same cluster: the teacher, trained once as a Ray task, reaches
+    # the trials on both nodes through the object store (no shared disk between them needed).
+    compress = write_study(
+        tmp_path,
+        {
+            "name": "cluster-compress",
+            "search": {"strategy": "random", "num_trials": 4, "metric": "val/acc", "mode": "max",
+                       "space": {"compress.steps.0.amount": {"uniform": [0.3, 0.9]}}},
+            "train": {"max_epochs": 2, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 0.01}},
+            "compress": {"steps": [{"kind": "prune", "amount": 0.5, "finetune_epochs": 4}, {"kind": "quantize"}]},
+        },
+        name="compress.yaml",
+    )
+    result = run_cli(
+        "compress", str(compress), "--address", address, "--tracking-uri", mlflow_server,
+        "--storage", str(tmp_path / "ray"), "--quiet", env={**env, "HARNESS_HOME": str(tmp_path / "home")},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment = client.get_experiment_by_name("cluster-compress")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'trial'")
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" and "size/ratio" in r.data.metrics for r in runs)
+    assert len({r.data.tags["node_id"] for r in runs}) == 2
