@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -58,9 +59,9 @@ class ReportSettings:
 
 
 def curves_figure(curves: Curves, trials: pd.DataFrame, metric: str, mode: str, target: float | None = None) -> Any:
-    """Mean best-so-far per strategy with its 95% bootstrap band (interactive): each seed's
-    curve ends where that execution's data ends, so a strategy that ran fewer trials is not
-    drawn flat past its last one; the mean covers the budget points some seed reached."""
+    """Mean best-so-far per strategy with its 95% bootstrap band (interactive): a strategy's
+    curve ends where its executions' data ends, so a strategy that ran fewer trials is not
+    drawn flat past its last one; the mean starts where every seed has a value."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -68,13 +69,16 @@ def curves_figure(curves: Curves, trials: pd.DataFrame, metric: str, mode: str, 
     column = f"spent_{curves.axis}"
     for i, (strategy, matrix) in enumerate(curves.values.items()):
         color = palette[i % len(palette)]
+        # Each seed keeps its best after its last trial (that is what it found), up to where the
+        # strategy's last seed ended; past that the strategy has no data and is not drawn. The
+        # mean starts once every seed has a value, so it does not jump as seeds begin.
+        spent = trials[trials["strategy"] == strategy][column]
         masked = matrix.copy()
-        for row, seed in enumerate(curves.seeds):
-            spent = trials[(trials["strategy"] == strategy) & (trials["seed"] == seed)][column]
-            if len(spent):
-                masked[row, curves.grid > float(spent.max()) + 1e-9] = float("nan")
+        if len(spent):
+            masked[:, curves.grid > float(spent.max()) + 1e-9] = float("nan")
+        masked[:, ~np.isfinite(masked).all(axis=0)] = float("nan")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # budget points no seed reached
+            warnings.simplefilter("ignore", RuntimeWarning)  # budget points not every seed reached
             band = bootstrap_band(masked)
         rgb = tuple(int(color[k : k + 2], 16) for k in (1, 3, 5))
         fig.add_trace(go.Scatter(x=curves.grid, y=band.high, mode="lines", line=dict(width=0), legendgroup=strategy,
@@ -95,10 +99,14 @@ def seeds_warning(seeds: int) -> str:
     if seeds >= 6:
         return ""
     floor = 0.5**seeds
+    verdict = (
+        "so no difference here can be significant at 0.05" if floor >= 0.05
+        else "so only a strategy better on every seed can reach 0.05"
+    )
     return (
         f"<p class='warn'>{seeds} seed{'s' * (seeds != 1)}: the 95% intervals are wide and unreliable, and no "
-        f"p-value can go below {floor:.3g} (a one-sided signed-rank test over {seeds} paired seeds), so no "
-        "difference here can be significant. Run 6 or more seeds before reading the tests.</p>"
+        f"p-value can go below {floor:.3g} (a one-sided signed-rank test over {seeds} paired seeds), {verdict}. "
+        "Run 6 or more seeds before reading the tests.</p>"
     )
 
 

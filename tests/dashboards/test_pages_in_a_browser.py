@@ -120,7 +120,7 @@ def test_comparison_page(browser, tmp_path: Path):
     settings = ReportSettings("browser-compare", "val/loss", "min", "trials", 16, "random")
     paths = write_report(tmp_path / "report", settings, trials, summary)
     page = paths[-1]
-    assert "2 seeds: the 95% intervals are wide" in page.read_text()
+    assert "2 seeds: the 95% intervals are wide" in page.read_text() and "can be significant at 0.05" in page.read_text()
     plots, _ = visit(browser, page)
     by_trials = plots[0]
     random_mean = next(t for t in by_trials if t["name"] == "random")
