@@ -60,3 +60,12 @@ def test_a_student_learns_to_agree_with_its_teacher(hint_weight: float) -> None:
     after = float((student_net.eval()(x).argmax(1) == teacher(x).argmax(1)).float().mean())
     assert after > 0.75 and after > before + 0.5  # alpha 1: it saw only the teacher, never a label
     assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_a_regression_student_matches_its_teachers_outputs() -> None:
+    from lightning_modules.compression.distill import regression_distillation_loss
+
+    student, teacher, target = torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0]), torch.tensor([0.0, 2.0])
+    # alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, target)
+    expected = 0.25 * (0.25 / 2) + 0.75 * (1.0 / 2)
+    assert float(regression_distillation_loss(student, teacher, target, alpha=0.25)) == pytest.approx(expected)
