@@ -22,6 +22,7 @@ from harness.tracking.models import has_model, load_model, log_model
 from harness.tracking.runs import StudyRun, client_for, end_run, open_run
 from harness.tracking.store import sqlite_path
 from harness.trial.compression import Teacher, fit_teacher
+from harness.trial.ray_adapter import CHECKPOINT_FILE
 
 TEACHER_FILE = "teacher.pt"
 
@@ -38,7 +39,7 @@ def prepare_trials(spec: StudySpec, study: StudyRun, folder: Path) -> dict[str, 
     if spec.compress.teacher == "train":
         teacher = train_teacher(spec, study)
     else:
-        teacher = Teacher(load_model(study.tracking_uri, spec.compress.teacher.run))
+        teacher = Teacher(load_teacher_net(study.tracking_uri, spec.compress.teacher.run))
         client_for(study.tracking_uri).set_tag(study.parent_run_id, c.TEACHER_RUN_ID, spec.compress.teacher.run)
     torch.save(teacher, saved)
     return {"teacher": teacher}
@@ -88,11 +89,45 @@ def check_teacher_run(spec: StudySpec, tracking_uri: str) -> None:
         client.get_run(run_id)
     except MlflowException:
         raise SpecError(f"compress.teacher.run: no run {run_id!r} in {tracking_uri}") from None
-    if not has_model(client, run_id):
+    if not has_model(client, run_id) and trial_checkpoint(client, client.get_run(run_id)) is None:
         raise SpecError(
-            f"compress.teacher.run: run {run_id!r} logged no model (no {c.MODEL_ARTIFACT!r} artifact); give a "
-            "finished study's parent run or a teacher run"
+            f"compress.teacher.run: run {run_id!r} logged no model (no {c.MODEL_ARTIFACT!r} artifact) and is not a "
+            "training trial whose checkpoint is on this machine; give a finished study's parent run, a teacher run "
+            "or such a trial run"
         )
+
+
+def trial_checkpoint(client: Any, run: Any) -> Path | None:
+    """The last checkpoint of a training trial's run, where its study folder is on this
+    machine (a trial run logs no model of its own; its checkpoints are in Ray's storage)."""
+    if run.data.tags.get(c.KIND) != c.KIND_TRIAL or c.PARENT_RUN_ID not in run.data.tags:
+        return None
+    parent = client.get_run(run.data.tags[c.PARENT_RUN_ID])
+    if parent.data.tags.get(c.TRIAL_KIND) != "training":
+        return None  # k-fold, objective and compression checkpoints hold no single network
+    folder = Path(parent.data.tags.get(c.RAY_EXPERIMENT_PATH, "")) / f"trial-{run.data.tags.get(c.TRIAL_ID)}"
+    checkpoints = sorted(folder.glob(f"checkpoint_*/{CHECKPOINT_FILE}")) if folder.is_dir() else []
+    return checkpoints[-1] if checkpoints else None
+
+
+def load_teacher_net(tracking_uri: str, run_id: str) -> Any:
+    """Run `run_id`'s MLflow model, or (a training trial's run) the network of its last checkpoint."""
+    client = client_for(tracking_uri)
+    if has_model(client, run_id):
+        return load_model(tracking_uri, run_id)
+    run = client.get_run(run_id)
+    checkpoint = trial_checkpoint(client, run)
+    if checkpoint is None:
+        raise SpecError(f"compress.teacher.run: run {run_id!r} has no model to load")
+    import yaml
+
+    from harness.study import spec_from_dict
+    from harness.trial.training import restored
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, c.TRIAL_SPEC_ARTIFACT, tmp)
+        spec = spec_from_dict(yaml.safe_load(Path(local).read_text()), source=c.TRIAL_SPEC_ARTIFACT)
+    return restored(spec, checkpoint)[1].net.eval()
 
 
 def teacher_of(client: Any, trial_run: Any, tracking_uri: str) -> Teacher:
@@ -102,7 +137,7 @@ def teacher_of(client: Any, trial_run: Any, tracking_uri: str) -> Teacher:
     teacher_run = parent.data.tags.get(c.TEACHER_RUN_ID)
     if teacher_run is None:
         raise SpecError(f"RUN_ID {trial_run.info.run_id!r}: its study recorded no teacher run")
-    net = load_model(tracking_uri, teacher_run)
+    net = load_teacher_net(tracking_uri, teacher_run)
     initial = None
     run = client.get_run(teacher_run)
     if run.data.tags.get(c.KIND) == c.KIND_TEACHER:

@@ -36,15 +36,23 @@ def runs_of(client: MlflowClient, experiment: str, kind: str) -> list:
     return client.search_runs([exp.experiment_id], filter_string=f"tags.`{c.KIND}` = '{kind}'")
 
 
-def test_compression_study_trains_the_teacher_once_and_measures_every_trial(
+MULTI_OBJECTIVE = {
+    "strategy": "nsga2", "num_trials": 4, "metric": "val/acc", "mode": "max",  # as the first objective
+    "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}],
+    "constraints": ["val/acc >= 0.3"],
+    "space": SEARCH["space"],
+}
+
+
+def test_compression_study_trains_the_teacher_once_measures_every_trial_and_records_its_front(
     mlflow_server: str, tmp_path: Path
 ) -> None:
-    study = write_study(tmp_path, {"name": "compress-e2e", "compress": COMPRESS, "search": SEARCH,
+    study = write_study(tmp_path, {"name": "compress-e2e", "compress": COMPRESS, "search": MULTI_OBJECTIVE,
                                    "model": {"kind": "mlp", "hidden": [32]}})
     result = run_cli("compress", str(study), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray"), "--quiet",
                      env={"HARNESS_HOME": str(tmp_path / "home")})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "size/" in result.stdout  # the best-trials table shows what compression bought
+    assert "size/" in result.stdout and "Pareto front" in result.stdout  # what compression bought, the front
 
     client = MlflowClient(mlflow_server)
     (teacher,) = runs_of(client, "compress-e2e", c.KIND_TEACHER)  # trained once, not per trial
@@ -61,6 +69,21 @@ def test_compression_study_trains_the_teacher_once_and_measures_every_trial(
         assert len(client.get_metric_history(run.info.run_id, "prune/round2/val/acc")) == 1
         assert [a.path for a in client.list_artifacts(run.info.run_id, c.COMPRESSED_DIR)]
     assert {int(r.data.params["compress.steps.1.bits"]) for r in trials} <= {4, 8}
+
+    # The Pareto front: exactly the non-dominated trials, each scored once on the test split.
+    front = [r for r in trials if r.data.tags.get(c.PARETO) == "true"]
+    assert 1 <= len(front) == int(parent.data.metrics[c.PARETO_SIZE]) and parent.data.metrics[c.HYPERVOLUME] >= 0
+    points = [(r.data.metrics["val/acc"], r.data.metrics["size/bytes"]) for r in trials]
+    for run in trials:
+        acc, size = run.data.metrics["val/acc"], run.data.metrics["size/bytes"]
+        dominated = any(a >= acc and s <= size and (a, s) != (acc, size) for a, s in points)
+        assert (run in front) == (not dominated and acc >= 0.3)
+    for run in front:
+        history = client.get_metric_history(parent.info.run_id, f"{c.PARETO_PREFIX}{run.data.tags[c.TRIAL_ID]}/test/acc")
+        assert len(history) == 1 and 0 <= history[0].value <= 1
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(client.download_artifacts(parent.info.run_id, c.PARETO_CSV, tmp)).read_text().splitlines()
+    assert table[0].startswith("trial_id,run_id,val/acc,size/bytes") and len(table) == len(front) + 1
 
     chosen = parent.data.tags[c.BEST_RUN_ID]
     reproduced = run_cli("reproduce", chosen, "--tracking-uri", mlflow_server)
@@ -97,39 +120,14 @@ def test_a_finished_studys_model_is_a_teacher_and_a_bad_teacher_is_refused(mlflo
     missing, experiment = compress_with({"run": "f" * 32}, "missing-teacher")
     assert missing.returncode == 2 and f"compress.teacher.run: no run '{'f' * 32}'" in missing.stderr
     assert experiment is None  # nothing half-written
+    # A training trial's run logs no model; its last checkpoint (in the study folder) is the teacher.
     (trial,) = runs_of(client, "to-compress", c.KIND_TRIAL)
-    no_model, experiment = compress_with({"run": trial.info.run_id}, "modelless-teacher")
-    assert no_model.returncode == 2 and "logged no model" in no_model.stderr and experiment is None
-
-
-def test_multi_objective_study_records_its_pareto_front(mlflow_server: str, tmp_path: Path) -> None:
-    search = {
-        "strategy": "nsga2", "num_trials": 4, "metric": "val/acc", "mode": "max",  # as the first objective
-        "objectives": [{"metric": "val/acc", "mode": "max"}, {"metric": "size/bytes", "mode": "min"}],
-        "constraints": ["val/acc >= 0.3"],
-        "space": {"compress.steps.0.amount": {"uniform": [0.3, 0.97]}, "compress.steps.1.bits": {"choice": [8, 4, 2]}},
-    }
-    study = write_study(tmp_path, {"name": "pareto-e2e", "compress": COMPRESS, "search": search})
-    result = run_cli("compress", str(study), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "ray"), "--quiet",
-                     env={"HARNESS_HOME": str(tmp_path / "home")})
+    result, experiment = compress_with({"run": trial.info.run_id}, "from-trial")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Pareto front" in result.stdout
-    client = MlflowClient(mlflow_server)
-    (parent,) = runs_of(client, "pareto-e2e", c.KIND_STUDY)
-    trials = runs_of(client, "pareto-e2e", c.KIND_TRIAL)
-    front = [r for r in trials if r.data.tags.get(c.PARETO) == "true"]
-    assert 1 <= len(front) == int(parent.data.metrics[c.PARETO_SIZE]) and parent.data.metrics[c.HYPERVOLUME] >= 0
-    points = [(r.data.metrics["val/acc"], r.data.metrics["size/bytes"]) for r in trials]
-    for run in front:
-        acc, size = run.data.metrics["val/acc"], run.data.metrics["size/bytes"]
-        # Non-dominated among all trials, and scored on the test split exactly once.
-        assert not any(a >= acc and s <= size and (a, s) != (acc, size) for a, s in points)
-        trial_id = run.data.tags[c.TRIAL_ID]
-        history = client.get_metric_history(parent.info.run_id, f"{c.PARETO_PREFIX}{trial_id}/test/acc")
-        assert len(history) == 1 and 0 <= history[0].value <= 1
-    with tempfile.TemporaryDirectory() as tmp:
-        table = Path(client.download_artifacts(parent.info.run_id, c.PARETO_CSV, tmp)).read_text().splitlines()
-    assert table[0].startswith("trial_id,run_id,val/acc,size/bytes") and len(table) == len(front) + 1
+    # A run with neither (the teacher's own trial-less parent of a compression study) is refused.
+    (compression_parent,) = runs_of(client, "from-run", c.KIND_STUDY)
+    no_model, experiment = compress_with({"run": compression_parent.info.run_id}, "modelless-teacher")
+    assert no_model.returncode == 2 and "logged no model" in no_model.stderr and experiment is None
 
 
 def test_compare_ranks_multi_objective_strategies_by_hypervolume(mlflow_server: str, tmp_path: Path) -> None:
@@ -147,7 +145,7 @@ def test_compare_ranks_multi_objective_strategies_by_hypervolume(mlflow_server: 
                 "space": {"compress.steps.0.amount": {"uniform": [0.0, 0.95]}, "compress.steps.1.bits": {"choice": [8, 2]}},
             },
         },
-        "strategies": ["random", "nsga2"], "seeds": 2, "budget": {"trials": 2}, "baseline": "random",
+        "strategies": ["random", "nsga2"], "seeds": 1, "budget": {"trials": 2}, "baseline": "random",
     }
     path = tmp_path / "compare.yaml"
     path.write_text(yaml.safe_dump(comparison, sort_keys=False))
@@ -158,7 +156,7 @@ def test_compare_ranks_multi_objective_strategies_by_hypervolume(mlflow_server: 
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("compare-pareto")
     studies = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{c.KIND}` = '{c.KIND_STUDY}'")
-    assert len(studies) == 4 and all(c.HYPERVOLUME in run.data.metrics for run in studies)
+    assert len(studies) == 2 and all(c.HYPERVOLUME in run.data.metrics for run in studies)
     (comparison_run,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{c.KIND}` = '{c.KIND_COMPARISON}'")
     finals = {k: v for k, v in comparison_run.data.metrics.items() if k.endswith("/final_best")}
     assert set(finals) == {"random/final_best", "nsga2/final_best"} and all(0 < v <= 20000 for v in finals.values())
