@@ -4,6 +4,7 @@ spec and report artifacts), for dashboard tests with known answers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,7 +20,10 @@ def make_study(
     """A finished execution: each trial dict has `params`, `curve` (metric per epoch), optional
     `status`, `reason`, `final` (last metrics) and `pareto`. Trials end in list order."""
     experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    # Artifacts beside the SQLite store: MLflow's default is ./mlruns in the working directory.
+    store = Path(client.tracking_uri.removeprefix("sqlite:///"))
+    location = (store.parent / "artifacts" / name).as_uri()
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name, artifact_location=location)
     parent = client.create_run(experiment_id, tags={c.KIND: c.KIND_STUDY, c.SEED: str(seed), c.STRATEGY: "random"})
     pid = parent.info.run_id
     search: dict[str, Any] = {"metric": metric, "mode": mode}
