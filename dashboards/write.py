@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -18,7 +19,13 @@ def study_dashboard(client: MlflowClient, run_id: str, out: Path, attach: bool =
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     if attach:
-        client.log_artifact(run_id, str(_named(out)))
+        if out.name == c.DASHBOARD_ARTIFACT:
+            client.log_artifact(run_id, str(out))
+        else:  # logged under the contract's name, from a scratch copy (nothing left beside `out`)
+            with tempfile.TemporaryDirectory() as tmp:
+                named = Path(tmp) / c.DASHBOARD_ARTIFACT
+                named.write_text(page)
+                client.log_artifact(run_id, str(named))
     return out
 
 
@@ -30,14 +37,3 @@ def seeds_dashboard(client: MlflowClient, experiment: str, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(seeds_page([load_study(client, run_id) for run_id in ids]))
     return out
-
-
-def _named(path: Path) -> Path:
-    """The page under the artifact name the contract gives it (a copy beside it when the file
-    has another name)."""
-    if path.name == c.DASHBOARD_ARTIFACT:
-        return path
-    target = path.parent / f".{path.stem}" / c.DASHBOARD_ARTIFACT
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(path.read_text())
-    return target
