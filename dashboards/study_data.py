@@ -51,6 +51,7 @@ class StudyData:
     report: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     trial_kind: str = ""
+    true_best_trial_id: str | None = None  # a bias-variance study's lowest true expected error
 
     def ordered(self) -> list[TrialRow]:
         """Trials in the order their results became known (end time; running ones last)."""
@@ -116,6 +117,7 @@ def load_study(client: MlflowClient, run_id: str) -> StudyData:
         trials=trials, objectives=objectives, test=test, best_trial_id=parent.data.tags.get(c.BEST_TRIAL_ID),
         report=report, seed=int(seed) if seed and seed.isdigit() else None,
         trial_kind=parent.data.tags.get(c.TRIAL_KIND, ""),
+        true_best_trial_id=parent.data.tags.get(c.TRUE_BEST_TRIAL_ID),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import yaml
 
 from dashboards.optuna_study import objective_names, optuna_study
 from dashboards.page import Section, render, table
@@ -140,6 +141,113 @@ def _stages(data: StudyData) -> list[Section]:
                     html=table(shipped, ("measure",)))]
 
 
+# Final metrics a complexity curve shows, where the trials report them.
+CAPACITY_METRICS = (
+    ("train/loss", "train error", "#1f77b4", "solid"),
+    ("val/loss", "validation error", "#ff7f0e", "solid"),
+    ("bv/expected_error", "expected error (true)", "#000000", "dash"),
+    ("bv/bias2", "bias\u00b2", "#2ca02c", "dot"),
+    ("bv/variance", "variance", "#d62728", "dot"),
+    ("bv/noise", "noise", "#7f7f7f", "dot"),
+)
+
+
+def _parsed(value: str) -> Any:
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def capacity_axis(data: StudyData) -> tuple[str, list[Any]] | None:
+    """The one parameter the finished trials vary, when its values are numbers or lists of
+    numbers (a width per layer), in ascending order: the complexity axis of a capacity study.
+    None when the trials vary none, several, or something else (a whole pipeline, a name)."""
+    finished = [t for t in data.trials if t.status == c.FINISHED]
+    varied = [k for k in sorted({k for t in finished for k in t.params}) if len({t.params.get(k) for t in finished}) > 1]
+    if len(varied) != 1 or len(finished) < 3:
+        return None
+    values = [_parsed(t.params[varied[0]]) for t in finished if varied[0] in t.params]
+    if not all(_numeric(v) for v in values):
+        return None
+    unique = {repr(v): v for v in values}
+    return varied[0], sorted(unique.values(), key=lambda v: [v] if not isinstance(v, list) else v)
+
+
+def _numeric(value: Any) -> bool:
+    number = (int, float)
+    return (isinstance(value, number) and not isinstance(value, bool)) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, number) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _capacity(data: StudyData) -> list[Section]:
+    """Train and validation error (and, for a bias-variance study, bias^2, variance, noise and
+    the true expected error) against the one parameter the trials vary, with the sweet spot the
+    validation error finds and, where known, the true one."""
+    axis = capacity_axis(data)
+    if axis is None:
+        return []
+    name, values = axis
+    finished = [t for t in data.trials if t.status == c.FINISHED]
+    by_value = {v: [t for t in finished if _parsed(t.params.get(name, "")) == v] for v in values}
+    labels = [str(v) for v in values]
+    fig = go.Figure()
+    shown = [m for m in CAPACITY_METRICS if any(m[0] in t.metrics for t in finished)]
+    if not any(key.startswith("bv/") for key, *_ in shown) and "val/loss" not in {k for k, *_ in shown}:
+        return []
+    rows = []
+    for value, label in zip(values, labels):
+        row: dict[str, Any] = {name: label}
+        for key, *_ in shown:
+            got = [t.metrics[key] for t in by_value[value] if key in t.metrics]
+            row[key] = float(np.mean(got)) if got else math.nan
+        rows.append(row)
+    for key, title, color, dash in shown:
+        fig.add_trace(go.Scatter(x=labels, y=[r[key] for r in rows], mode="lines+markers", name=title,
+                                 line=dict(color=color, dash=dash, width=2)))
+    notes = []
+    for key, who in (("val/loss", "validation"), ("bv/expected_error", "true")):
+        scored = [r for r in rows if key in r and math.isfinite(r[key])]
+        if scored:
+            best = min(scored, key=lambda r: r[key])
+            notes.append(f"{who} sweet spot: {html.escape(name)} = {html.escape(str(best[name]))} ({key} {best[key]:.4g})")
+            fig.add_vline(x=labels.index(best[name]), line=dict(color="#ff7f0e" if who == "validation" else "#000000", dash="dash", width=1))
+    fig.update_layout(xaxis_title=name, yaxis_title="error at the final epoch",
+                      xaxis_type="category", yaxis_type="log")
+    return [Section("Error against capacity", fig, note="; ".join(notes) + " (log scale; the final epoch of each trial)",
+                    html=table(rows, (name,)))]
+
+
+def reliability_rows(test: dict[str, float]) -> list[dict[str, Any]]:
+    """`test/reliability/bin_<lower>/<measure>` metrics as one row per confidence bin."""
+    rows: dict[str, dict[str, Any]] = {}
+    for key, value in test.items():
+        if key.startswith("test/reliability/"):
+            _, _, bin_name, measure = key.split("/")
+            rows.setdefault(bin_name, {"bin": bin_name})[measure] = value
+    return [rows[k] for k in sorted(rows)]
+
+
+def _reliability(data: StudyData) -> list[Section]:
+    """The chosen trial's reliability diagram on the sealed test split: accuracy against
+    confidence per bin, the diagonal being perfect calibration."""
+    rows = reliability_rows(data.test)
+    if not rows:
+        return []
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line=dict(color="#7f7f7f", dash="dash")))
+    fig.add_trace(go.Scatter(
+        x=[r.get("confidence") for r in rows], y=[r.get("accuracy") for r in rows], mode="markers+lines", name="model",
+        marker=dict(size=[6 + 40 * math.sqrt(r.get("share", 0.0)) for r in rows]),
+        text=[f"{r['bin']}: {r.get('share', 0):.1%} of predictions" for r in rows], hovertemplate="%{text}<br>confidence %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
+    ))
+    fig.update_layout(xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin", xaxis_range=[0, 1.02], yaxis_range=[0, 1.02])
+    ece = data.test.get("test/ece")
+    note = (f"expected calibration error {ece:.4f}; " if ece is not None else "") + "marker area: share of predictions"
+    return [Section("Calibration of the chosen trial (sealed test split)", fig, note=note, html=table(rows, ("bin",)))]
+
+
 def _outcome_tables(data: StudyData) -> list[Section]:
     counts = Counter(t.status for t in data.trials)
     reasons = Counter((t.status, t.reason) for t in data.trials if t.status != c.FINISHED)
@@ -149,7 +257,7 @@ def _outcome_tables(data: StudyData) -> list[Section]:
     sections = [Section("Trials and how they ended", html=table(rows) + reasons_html)]
     chosen = next((t for t in data.trials if t.trial_id == data.best_trial_id), None)
     if chosen is not None:
-        overall = {k: v for k, v in data.test.items() if k.count("/") == 1}
+        overall = {k: v for k, v in data.test.items() if k.count("/") == 1 or k.startswith("test/snapshot_ensemble/")}
         config = [{"parameter": k, "value": v} for k, v in sorted(chosen.params.items())]
         test_rows = [{"metric": k, "value": v} for k, v in sorted(overall.items())]
         sections.append(Section(
@@ -172,7 +280,7 @@ def _regime_rows(test: dict[str, float]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for key, value in test.items():
         parts = key.split("/", 2)
-        if len(parts) == 3:
+        if len(parts) == 3 and parts[1] in ("loss", "acc", "rmse"):
             rows.setdefault(parts[2], {"regime": parts[2]})[parts[1]] = value
     return list(rows.values())
 
@@ -187,7 +295,7 @@ def study_page(data: StudyData) -> str:
         + (f". {html.escape(data.description)}" if data.description else "")
     )
     sections = _optuna_figures(data) if data.trials else [Section("No trials yet", note="nothing has ended")]
-    sections += _stages(data)
+    sections += _stages(data) + _capacity(data) + _reliability(data)
     return render(f"{data.name}: study dashboard", subtitle, sections + _outcome_tables(data))
 
 

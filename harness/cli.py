@@ -228,9 +228,14 @@ def _print_outcome(outcome: Any) -> None:
         overall = {k: v for k, v in outcome.test_metrics.items() if k.count("/") == 1}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in overall.items())
         console.print(f"chosen config on the sealed test split: [bold]{shown}[/bold]")
+        extra = {k: v for k, v in outcome.test_metrics.items() if k.count("/") == 2 and k.split("/")[1] in OVERALL_EXTRAS}
+        if extra:
+            console.print("  and " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items()))
         regimes = _regime_table(outcome.test_metrics)
         if regimes is not None:
             console.print(regimes)
+    for note in outcome.notes:
+        console.print(note, soft_wrap=True)
     study = outcome.study
     console.print(f"MLflow: experiment {study.experiment_id}, parent run {study.parent_run_id}")
     console.print(f"look:    harness ui --tracking-uri {study.tracking_uri}")
@@ -249,6 +254,13 @@ def _with_std(row: dict[str, Any], metric: str) -> str:
     return f"{row[metric]:.4f}" + ("" if std is None else f" ± {std:.4f}")
 
 
+# Overall test scores of the other models a trial may hold (`test/<model>/<score>`).
+OVERALL_EXTRAS = ("snapshot_ensemble", "specialist")
+# Per-regime test scores (`test/<score>/<column>_bin_<i>`), the global model's and, in a
+# specialists study, the specialists'.
+REGIME_SCORES = tuple(f"{who}{score}" for who in ("", "specialist ") for score in ("loss", "acc", "rmse"))
+
+
 def _regime_table(metrics: dict[str, float]) -> Any:
     """The sealed-test scores per regime bin (`test/<metric>/<column>_bin_<i>` keys), one row per
     bin, so that a good overall score cannot hide a bad regime; None without regimes."""
@@ -257,8 +269,10 @@ def _regime_table(metrics: dict[str, float]) -> Any:
     rows: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         split, _, rest = key.partition("/")
+        if rest.startswith("specialist/"):  # a specialists study: each regime's own model beside the global one
+            rest = "specialist " + rest.removeprefix("specialist/")
         metric, _, group = rest.partition("/")
-        if split == "test" and group and not group.startswith("fold_"):
+        if split == "test" and group and metric in REGIME_SCORES and not group.startswith("fold_"):
             rows.setdefault(group, {})[metric] = value
     if not rows:
         return None

@@ -36,6 +36,7 @@ class StudyOutcome:
     test_metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     front: Front | None = None  # a multi-objective study's Pareto front (then `top` lists its members)
+    notes: list[str] = field(default_factory=list)  # study-level findings to print (a true sweet spot)
 
 
 def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
@@ -114,6 +115,8 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
         client.set_tag(study.parent_run_id, c.BEST_TRIAL_ID, best["trial_id"])
         client.set_tag(study.parent_run_id, c.BEST_RUN_ID, best["run_id"])
         _log_best_model(plan, results, best["trial_id"], study)
+        if spec.bias_variance is not None:
+            outcome.notes += _record_true_best(finished, best["trial_id"], client, study)
     report: dict[str, Any] = {"counts": counts, "top": outcome.top, "test": outcome.test_metrics}
     if outcome.front is not None:
         report["pareto"] = {
@@ -246,6 +249,30 @@ def _top_trials(spec: StudySpec, trials: list[Any], runs: ChildRuns, k: int = 5)
         rows.append(row)
     rows.sort(key=lambda r: sign * r[spec.search.metric])
     return rows[:k]
+
+
+def _record_true_best(trials: list[Any], chosen: str, client: Any, study: StudyRun) -> list[str]:
+    """A bias-variance study knows each trial's true expected error: record the trial it
+    favours beside the validation metric's choice (the "sweet spot" each finds)."""
+    key = "bv/expected_error"
+    scored = [t for t in trials if (t.last_result or {}).get(key) is not None]
+    if not scored:
+        return []
+    true_best = min(scored, key=lambda t: t.last_result[key])
+    client.set_tag(study.parent_run_id, c.TRUE_BEST_TRIAL_ID, true_best.trial_id)
+    client.log_metric(study.parent_run_id, "bv/true_best/expected_error", float(true_best.last_result[key]))
+    chosen_trial = next((t for t in scored if t.trial_id == chosen), None)
+    if chosen_trial is not None:
+        client.log_metric(study.parent_run_id, "bv/chosen/expected_error", float(chosen_trial.last_result[key]))
+
+    def described(trial: Any) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in trial.config.items())
+        return f"trial {trial.trial_id} ({params}), {key} {trial.last_result[key]:.4f}"
+
+    lines = [f"true sweet spot (lowest {key}): {described(true_best)}"]
+    if chosen_trial is not None:
+        lines.append(f"validation's choice:                  {described(chosen_trial)}")
+    return lines
 
 
 def _log_best_model(plan: StudyPlan, results: Any, trial_id: str, study: StudyRun) -> None:

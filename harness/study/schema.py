@@ -21,7 +21,7 @@ from lightning_modules.data.datasets import dataset_mapping
 from lightning_modules.data.regimes import RegimeBinsConfig
 from lightning_modules.models import MODELS, models_for
 from lightning_modules.optim import OptimizerConfig, ScheduleConfig
-from lightning_modules.regularizers import EarlyStoppingConfig, GradientClipConfig, RegularizationConfig
+from lightning_modules.regularizers import REGULARIZERS, EarlyStoppingConfig, GradientClipConfig, RegularizationConfig
 
 # What a compression trial measures of its shipped artifact (lower is better except the
 # ratios and speedups), searchable as any metric.
@@ -29,7 +29,12 @@ COMPRESSION_METRICS = (
     "size/bytes", "size/gzip_bytes", "size/ratio", "latency/ms", "latency/ms_batch", "latency/speedup",
     "latency/speedup_batch", "sparsity", "params/nonzero",
 )
-METRICS = ("val/loss", "val/acc", "train/loss", "train/acc", OBJECTIVE_METRIC, *COMPRESSION_METRICS)
+# A bias-variance study's decomposition at known points (see BiasVarianceSpec).
+BIAS_VARIANCE_METRICS = ("bv/expected_error", "bv/bias2", "bv/variance")
+METRICS = (
+    "val/loss", "val/acc", "val/ece", "train/loss", "train/acc", OBJECTIVE_METRIC, *COMPRESSION_METRICS,
+    *BIAS_VARIANCE_METRICS,
+)
 # A trial's resources and the search's own settings are fixed for a whole study.
 UNSEARCHABLE = ("name", "description", "search", "resources")
 BUDGET_KEYS = ("budget_epochs", "time_budget_s")
@@ -177,6 +182,9 @@ class TrainSpec(Config):
     regularization: RegularizationConfig = RegularizationConfig()  # type: ignore[valid-type]
     gradient_clip: GradientClipConfig = GradientClipConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    snapshot_ensemble: int = Field(
+        0, ge=0, le=100, description="ensemble the weights of the last N SGDR cycle ends (0: off)"
+    )
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -193,6 +201,11 @@ class TrainSpec(Config):
     @model_validator(mode="after")
     def _schedule_fits(self) -> TrainSpec:
         self.schedule.check_fits(self.max_epochs)
+        if self.snapshot_ensemble and self.schedule.name != "sgdr":
+            raise FieldPathError(
+                "train.snapshot_ensemble", self.snapshot_ensemble,
+                f"snapshots are taken at warm restarts: set train.schedule.name to sgdr (given {self.schedule.name!r})",
+            )
         return self
 
 
@@ -317,6 +330,22 @@ class ResourcesSpec(Config):
         return gpus
 
 
+class BiasVarianceSpec(Config):
+    """Train each configuration on `training_sets` independently drawn training sets and
+    decompose its expected error into bias^2, variance and noise at `points` evenly spaced
+    inputs (a dataset with a known true function: `poly`)."""
+
+    training_sets: int = Field(20, ge=2, le=1000)
+    points: int = Field(101, ge=2, le=100_000)
+
+
+class SpecialistsSpec(Config):
+    """Beside the global model, train one specialist per regime bin of `column` on that regime's
+    training samples alone, and score each on its own regime."""
+
+    column: str = Field(description="a regime column of the dataset; its bins are the regime_bins step's (3 quantiles by default)")
+
+
 class StudySpec(Config):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
@@ -330,6 +359,53 @@ class StudySpec(Config):
     search: SearchSpec = SearchSpec()
     resources: ResourcesSpec = ResourcesSpec()
     compress: CompressSpec | None = Field(None, description="compress a teacher model by a chain of steps")
+    bias_variance: BiasVarianceSpec | None = Field(
+        None, description="each trial trains on many drawn training sets and reports bias^2, variance and noise"
+    )
+
+    specialists: SpecialistsSpec | None = Field(
+        None, description="also train one model per regime bin and score it on its regime against the global model"
+    )
+
+    @model_validator(mode="after")
+    def _specialists_fit(self) -> StudySpec:
+        if self.specialists is None:
+            return self
+        if self.objective is not None or self.compress is not None or self.bias_variance is not None:
+            raise FieldPathError("specialists", "...", "a training study of its own (no objective, compress or bias_variance section)")
+        if self.data.split.kind == "kfold":
+            raise FieldPathError("data.split.kind", "kfold", "a holdout split (specialists is set)")
+        entry = DATASETS.get(self.data.dataset.name)
+        if self.specialists.column not in entry.regimes:
+            raise FieldPathError(
+                "specialists.column", self.specialists.column,
+                f"a regime column of dataset {self.data.dataset.name!r}: {', '.join(entry.regimes) or 'it has none'}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _bias_variance_fits(self) -> StudySpec:
+        if self.bias_variance is None:
+            return self
+        if self.objective is not None or self.compress is not None:
+            raise FieldPathError("bias_variance", "...", "a training study of its own (no objective or compress section)")
+        if self.data.dataset.name != "poly":
+            raise FieldPathError(
+                "data.dataset", self.data.dataset.name, "a dataset whose true function is known: poly (bias_variance is set)"
+            )
+        if self.data.split.kind == "kfold":
+            raise FieldPathError("data.split.kind", "kfold", "a holdout split: each training set is its own draw (bias_variance is set)")
+        return self
+
+    @model_validator(mode="after")
+    def _snapshots_on_a_single_fit(self) -> StudySpec:
+        several = self.data.split.kind == "kfold" or self.bias_variance or self.compress or self.specialists
+        if self.train.snapshot_ensemble and several:
+            raise FieldPathError(
+                "train.snapshot_ensemble", self.train.snapshot_ensemble,
+                "0 here: snapshot ensembles are kept by single training fits, not k-fold, bias-variance, specialists or compression trials",
+            )
+        return self
 
     @model_validator(mode="after")
     def _compression_fits(self) -> StudySpec:
@@ -384,15 +460,15 @@ class StudySpec(Config):
     def _metrics_are_reported(self) -> StudySpec:
         """Every metric the search reads is one its trials report (compression metrics come
         from compression trials only)."""
-        if self.compress is not None:
-            return self
         search = self.search
         used = [("search.metric", search.metric)]
         used += [(f"search.objectives.{i}.metric", o.metric) for i, o in enumerate(search.objectives or [])]
         used += [(f"search.constraints.{i}.metric", k.metric) for i, k in enumerate(search.constraints or [])]
         for path, metric in used:
-            if metric in COMPRESSION_METRICS:
+            if metric in COMPRESSION_METRICS and self.compress is None:
                 raise FieldPathError(path, metric, "a metric this study's trials report: compression metrics need a compress section")
+            if metric in BIAS_VARIANCE_METRICS and self.bias_variance is None:
+                raise FieldPathError(path, metric, "a metric this study's trials report: bv/ metrics need a bias_variance section")
         return self
 
     @model_validator(mode="after")
@@ -409,9 +485,24 @@ class StudySpec(Config):
             )
         return self
 
+    @model_validator(mode="after")
+    def _augmentations_fit_the_data(self) -> StudySpec:
+        if self.objective is not None:
+            return self
+        data_kind = DATASETS.get(self.data.dataset.name).kind
+        for name in REGULARIZERS.names():
+            kinds = REGULARIZERS.get(name).kinds
+            value = getattr(self.train.regularization, name)
+            if kinds and value and data_kind not in kinds:
+                raise FieldPathError(
+                    f"train.regularization.{name}", value,
+                    f"{name} transforms {' or '.join(kinds)} data; {self.data.dataset.name!r} is {data_kind} data",
+                )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         raw = self.model_dump(mode="json")
-        for section in ("objective", "compress"):
+        for section in ("objective", "compress", "bias_variance", "specialists"):
             if raw.get(section) is None:
                 # Absent rather than null: a training study's dump and hash stay as they were.
                 raw.pop(section, None)

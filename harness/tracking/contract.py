@@ -32,6 +32,9 @@ SPEC_HASH = "spec_hash"
 TRIAL_KIND = "trial_kind"  # training, kfold, objective, ... (harness.trial.kinds)
 RAY_EXPERIMENT_PATH = "ray_experiment_path"
 BEST_TRIAL_ID = "best_trial_id"
+# A bias-variance study: the trial with the lowest true expected error (`bv/expected_error`),
+# beside the one the validation metric chose.
+TRUE_BEST_TRIAL_ID = "bias_variance.true_best_trial_id"
 BEST_RUN_ID = "best_run_id"
 TRIALS_FAILED = "trials_failed"
 

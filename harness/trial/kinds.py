@@ -127,6 +127,54 @@ TRIAL_KINDS.register("kfold")(
 )
 
 
+def _fit_bias_variance(spec: StudySpec, sink: Any, **options: Any) -> Any:
+    from harness.trial.bias_variance import fit_bias_variance
+
+    return fit_bias_variance(spec, sink, **options)[0]
+
+
+def _evaluate_bias_variance(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
+    from harness.trial.bias_variance import evaluate_bias_variance
+
+    return evaluate_bias_variance(spec, checkpoint)
+
+
+TRIAL_KINDS.register("bias_variance")(
+    TrialKind(
+        applies=lambda spec: spec.bias_variance is not None,
+        trainable=training_trainable(_fit_bias_variance),
+        fit=_fit_bias_variance,
+        evaluate=_on_test(_evaluate_bias_variance),
+        priority=15,
+        summary="one model per drawn training set in lockstep; reports bias^2, variance and noise at known points",
+    )
+)
+
+
+def _fit_specialists(spec: StudySpec, sink: Any, **options: Any) -> Any:
+    from harness.trial.specialists import fit_specialists
+
+    return fit_specialists(spec, sink, **options)
+
+
+def _evaluate_specialists(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
+    from harness.trial.specialists import evaluate_specialists
+
+    return evaluate_specialists(spec, checkpoint)
+
+
+TRIAL_KINDS.register("specialists")(
+    TrialKind(
+        applies=lambda spec: spec.specialists is not None,
+        trainable=training_trainable(_fit_specialists),
+        fit=_fit_specialists,
+        evaluate=_on_test(_evaluate_specialists),
+        priority=16,
+        summary="a global model and one specialist per regime bin; reports each regime's score by both",
+    )
+)
+
+
 # --- compression ---------------------------------------------------------------------------
 
 

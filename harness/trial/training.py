@@ -13,7 +13,16 @@ from harness.study import StudySpec
 from harness.trial.build import build, threads
 from lightning_modules.data import ArrayDataModule
 from lightning_modules.models import SupervisedModule
-from lightning_modules.training import EpochSink, fit_module, regime_metrics
+from lightning_modules.optim import cycle_ends
+from lightning_modules.training import (
+    EpochSink,
+    MetricCallback,
+    SnapshotEnsemble,
+    ensemble_metrics,
+    fit_module,
+    regime_metrics,
+    snapshots_in,
+)
 
 
 def fit_trial(
@@ -31,9 +40,17 @@ def fit_trial(
     fit_module(
         module, dm, seed=spec.seed, max_epochs=spec.train.max_epochs, sink=sink,
         early_stopping=spec.train.early_stopping, resume_from=resume_from, stop_after=stop_after,
-        accelerator=accelerator,
+        accelerator=accelerator, metric_callbacks=metric_callbacks(spec),
     )
     return module
+
+
+def metric_callbacks(spec: StudySpec) -> list[MetricCallback]:
+    """Callbacks whose scores join each epoch's report (the snapshot ensemble)."""
+    if not spec.train.snapshot_ensemble:
+        return []
+    ends = cycle_ends(spec.train.schedule, spec.train.max_epochs)
+    return [SnapshotEnsemble(ends, spec.train.snapshot_ensemble)]
 
 
 def restored(spec: StudySpec, checkpoint: Path) -> tuple[ArrayDataModule, SupervisedModule]:
@@ -47,5 +64,23 @@ def restored(spec: StudySpec, checkpoint: Path) -> tuple[ArrayDataModule, Superv
 
 def evaluate_checkpoint(spec: StudySpec, checkpoint: Path) -> dict[str, float]:
     """Score a trained trial on the sealed test split: the one place the test split is read."""
-    dm, module = restored(spec, checkpoint)
-    return {**module.evaluate(dm.test_dataloader()), **regime_metrics(module, dm, "test")}
+    torch.set_num_threads(threads(spec))
+    dm, module = build(spec)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    metrics = {**module.evaluate(dm.test_dataloader()), **regime_metrics(module, dm, "test")}
+    metrics.update(reliability_metrics(module.meter.reliability("test"), "test"))
+    snapshots = snapshots_in(state)
+    if snapshots:
+        metrics.update(ensemble_metrics(module, snapshots, *dm.split_tensors("test"), "test"))
+    return metrics
+
+
+def reliability_metrics(table: list[dict[str, float]], split: str) -> dict[str, float]:
+    """A reliability table as metrics: `<split>/reliability/bin_07/accuracy` (and confidence,
+    share) per non-empty confidence bin, named by the bin's lower edge in hundredths."""
+    return {
+        f"{split}/reliability/bin_{round(row['lower'] * 100):02d}/{key}": row[key]
+        for row in table
+        for key in ("accuracy", "confidence", "share")
+    }

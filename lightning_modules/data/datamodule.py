@@ -190,6 +190,20 @@ class ArrayDataModule(L.LightningDataModule):
             for name, part in self.prepared.splits.items()
         }
 
+    def transform_inputs(self, x: np.ndarray) -> torch.Tensor:
+        """New inputs (not from any split) as the fitted preprocessing turns the test split: for
+        predictions at chosen points. Steps that would drop or relabel rows are refused."""
+        self.setup()
+        assert self.prepared is not None
+        part = SplitArrays(np.asarray(x, np.float32), np.zeros(len(x), np.float32))
+        for step in self.prepared.fitted:
+            if step.bin_names():
+                continue  # regime labelling leaves the features as they are
+            part = step.apply("test", part)
+            if len(part.x) != len(x):
+                raise ValueError(f"{type(step).__name__} drops rows; inputs at chosen points must all be kept")
+        return torch.from_numpy(np.ascontiguousarray(part.x, np.float32))
+
     def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         self.setup()
         assert self._tensors is not None
@@ -199,6 +213,42 @@ class ArrayDataModule(L.LightningDataModule):
         x, y = self.split_tensors(name)
         batches = TensorBatches(x, y, self.batch_size, shuffle)
         return batches if self.steps_per_batch == 1 else GroupedBatches(batches, self.steps_per_batch)
+
+    def train_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._batches("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._batches("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._batches("test", shuffle=False)
+
+
+class SubsetDataModule(L.LightningDataModule):
+    """Some rows of each split of a set-up `ArrayDataModule`, preprocessed as the parent's
+    (fitted on its whole train split): for a model trained on one part of the data, such as a
+    specialist for one operating regime."""
+
+    def __init__(self, parent: ArrayDataModule, rows: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.parent, self.batch_size = parent, parent.batch_size
+        self._tensors = {}
+        for split in ("train", "val", "test"):
+            x, y = parent.split_tensors(split)
+            index = torch.from_numpy(np.asarray(rows.get(split, np.arange(0)), np.int64))
+            self._tensors[split] = (x[index], y[index])
+
+    def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._tensors[name]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self._tensors["train"][0]) / self.batch_size))
+
+    def _batches(self, name: str, shuffle: bool) -> TensorBatches | GroupedBatches:
+        x, y = self._tensors[name]
+        batches = TensorBatches(x, y, self.batch_size, shuffle)
+        return batches if self.parent.steps_per_batch == 1 else GroupedBatches(batches, self.parent.steps_per_batch)
 
     def train_dataloader(self) -> TensorBatches | GroupedBatches:
         return self._batches("train", shuffle=True)

@@ -15,12 +15,18 @@ class EpochMeter:
     def reset(self, split: str) -> None:
         self._sums.pop(split, None)
 
-    def add(self, split: str, loss: torch.Tensor, n: int, correct: torch.Tensor | None = None) -> None:
-        """Add a batch of `n` samples with mean `loss` and `correct` predictions (a count)."""
+    def add(
+        self, split: str, loss: torch.Tensor, n: int, correct: torch.Tensor | None = None,
+        calibration: torch.Tensor | None = None,
+    ) -> None:
+        """Add a batch of `n` samples with mean `loss`, `correct` predictions (a count) and
+        per-confidence-bin sums (`Task.calibration`)."""
         # The sample count is known on the host: a Python int costs no tensor op per step.
         add: dict[str, torch.Tensor | int] = {"loss": loss.detach() * n, "n": n}
         if correct is not None:
             add["correct"] = correct
+        if calibration is not None:
+            add["calibration"] = calibration
         sums = self._sums.setdefault(split, {})
         for key, value in add.items():
             sums[key] = sums[key] + value if key in sums else value
@@ -29,7 +35,8 @@ class EpochMeter:
         return bool(self._sums.get(split))
 
     def means(self, split: str) -> dict[str, float]:
-        """`loss` (and `acc`) of the split since its last reset; empty when nothing was added."""
+        """`loss` (and `acc`, and `ece` where calibration was added) of the split since its last
+        reset; empty when nothing was added."""
         sums = self._sums.get(split)
         if not sums:
             return {}
@@ -37,4 +44,32 @@ class EpochMeter:
         out = {"loss": float(sums["loss"] / n)}
         if "correct" in sums:
             out["acc"] = float(sums["correct"] / n)
+        if "calibration" in sums:
+            out["ece"] = expected_calibration_error(sums["calibration"])  # type: ignore[arg-type]
         return out
+
+    def reliability(self, split: str) -> list[dict[str, float]]:
+        """The split's reliability table: per non-empty confidence bin, its range, share of
+        predictions, mean confidence and accuracy."""
+        calibration = self._sums.get(split, {}).get("calibration")
+        return [] if calibration is None else reliability_table(calibration)  # type: ignore[arg-type]
+
+
+def expected_calibration_error(calibration: torch.Tensor) -> float:
+    """ECE (Naeini et al., 2015): sum over bins of |correct - confidence sums| / predictions,
+    i.e. the bins' |accuracy - confidence| weighted by their share of predictions."""
+    counts, confidence, correct = calibration.double()
+    total = counts.sum()
+    return float((correct - confidence).abs().sum() / total) if total > 0 else float("nan")
+
+
+def reliability_table(calibration: torch.Tensor) -> list[dict[str, float]]:
+    counts, confidence, correct = calibration.double().cpu()
+    bins, total = len(counts), float(counts.sum())
+    return [
+        {
+            "lower": i / bins, "upper": (i + 1) / bins, "share": float(counts[i]) / total,
+            "confidence": float(confidence[i] / counts[i]), "accuracy": float(correct[i] / counts[i]),
+        }
+        for i in range(bins) if counts[i] > 0
+    ]

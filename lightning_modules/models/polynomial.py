@@ -7,7 +7,7 @@ import warnings
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from lightning_modules.config import Config
@@ -25,15 +25,24 @@ class PolynomialConfig(Config):
     kind: Literal["polynomial"] = "polynomial"
     degree: int = Field(3, ge=0)
     interactions: bool = Field(False, description="also products of different inputs (x1 * x2, ...)")
+    basis: Literal["monomial", "legendre"] = Field(
+        "monomial", description="legendre: orthogonal on [-1, 1], so gradient descent fits high degrees as well as low"
+    )
+
+    @model_validator(mode="after")
+    def _legendre_alone(self) -> PolynomialConfig:
+        if self.basis == "legendre" and self.interactions:
+            raise ValueError("the legendre basis has no interaction terms; set interactions: false")
+        return self
 
 
 class PolynomialFeatures(nn.Module):
     """Monomials of the flattened input of total degree 1..`degree` (the bias is the linear
     layer's). Without interactions: x_i^k for every input i and power k, `inputs * degree` terms."""
 
-    def __init__(self, inputs: int, degree: int, interactions: bool) -> None:
+    def __init__(self, inputs: int, degree: int, interactions: bool, basis: str = "monomial") -> None:
         super().__init__()
-        self.degree, self.interactions = degree, interactions
+        self.degree, self.interactions, self.basis = degree, interactions, basis
         if interactions:
             for k in range(1, degree + 1):
                 combos = list(itertools.combinations_with_replacement(range(inputs), k))
@@ -44,10 +53,22 @@ class PolynomialFeatures(nn.Module):
         x = x.flatten(1)
         if self.degree == 0:
             return x[:, :0]
+        if self.basis == "legendre":
+            return torch.cat(legendre(x, self.degree)[1:], dim=1)
         if not self.interactions:
             return torch.cat([x**k for k in range(1, self.degree + 1)], dim=1)
         # x[:, terms] gathers each monomial's factors: (batch, terms, k) -> product over k.
         return torch.cat([x[:, getattr(self, f"terms{k}")].prod(-1) for k in range(1, self.degree + 1)], dim=1)
+
+
+def legendre(x: torch.Tensor, degree: int) -> list[torch.Tensor]:
+    """P_0(x) .. P_degree(x) by Bonnet's recurrence (k+1) P_{k+1} = (2k+1) x P_k - k P_{k-1}:
+    bounded by 1 on [-1, 1] and orthogonal there, unlike the monomials x^k, whose columns are
+    nearly collinear at high degree (a badly conditioned fit for gradient descent)."""
+    terms = [torch.ones_like(x), x]
+    for k in range(1, degree):
+        terms.append(((2 * k + 1) * x * terms[k] - k * terms[k - 1]) / (k + 1))
+    return terms[: degree + 1]
 
 
 def count_terms(inputs: int, degree: int, interactions: bool) -> int:
@@ -73,7 +94,7 @@ def build_polynomial(cfg: PolynomialConfig, shape: DataShape) -> nn.Module:
     linear = head[0] if isinstance(head, nn.Sequential) else head
     nn.init.zeros_(linear.weight)
     nn.init.zeros_(linear.bias)
-    return nn.Sequential(PolynomialFeatures(shape.num_features, cfg.degree, cfg.interactions), head)
+    return nn.Sequential(PolynomialFeatures(shape.num_features, cfg.degree, cfg.interactions, cfg.basis), head)
 
 
 MODELS.register("polynomial")(ModelEntry(config=PolynomialConfig, build=build_polynomial))

@@ -88,6 +88,8 @@ class SupervisedModule(L.LightningModule):
         self._step_hooks = bool(self.regularizers.step_hooks)
         self._schedule_per_step = not (is_constant(schedule) or is_per_epoch(schedule))
         self._unclipped_norm: torch.Tensor | None = None
+        self._clip_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (max norm, clipped steps) this epoch
+        self._clip_steps = 0
         self._gradients: tuple[list[str], torch.Tensor] | None = None  # the epoch's last step, by weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +117,9 @@ class SupervisedModule(L.LightningModule):
     def _accumulate(self, split: str, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         # Per-step targets: each sample counts its fraction of correct steps.
         correct = self.scoring.correct(out.detach(), y)
-        self.meter.add(split, loss, len(y), None if correct is None else correct.sum())
+        # Calibration of evaluated splits only: a training step pays nothing for it.
+        calibration = None if split == "train" else self.scoring.calibration(out.detach(), y)
+        self.meter.add(split, loss, len(y), None if correct is None else correct.sum(), calibration)
 
     def on_train_start(self) -> None:
         self._direct_steps = self._can_step_directly()
@@ -156,7 +160,14 @@ class SupervisedModule(L.LightningModule):
         regularized objective."""
         self.regularizers.gradients(self._weights)
         if self.gradient_clip.max is not None:
-            self._unclipped_norm = clip_gradients(self._trainable, self.gradient_clip)
+            norm = clip_gradients(self._trainable, self.gradient_clip)
+            self._unclipped_norm = norm
+            if norm is not None:
+                # The epoch's largest norm and how many steps were clipped, kept as tensors: no sync per step.
+                clipped = (norm > self.gradient_clip.max).float()
+                peak, count = self._clip_stats or (norm.detach(), clipped.new_zeros(()))
+                self._clip_stats = (torch.maximum(peak, norm.detach()), count + clipped)
+                self._clip_steps += 1
 
     def _after_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.regularizers.after_step(self._weights, optimizer.param_groups[0]["lr"])
@@ -202,6 +213,7 @@ class SupervisedModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.meter.reset("train")
         self._gradients = None
+        self._clip_stats, self._clip_steps = None, 0
 
     def on_validation_model_zero_grad(self) -> None:
         # Lightning clears the gradients before validating; keep the last step's norms first.
@@ -235,11 +247,17 @@ class SupervisedModule(L.LightningModule):
     def training_evidence(self) -> dict[str, float]:
         """`weights/mean_abs`, `weights/zero_frac`, `weights/norm` over the weight tensors and
         `grad_norm/<weight>` of the last step's gradients (after penalties and clipping);
-        `grad_norm/unclipped` is the global norm that clipping by norm saw on that step."""
+        `grad_norm/unclipped` is the global norm that clipping by norm saw on that step,
+        `grad_norm/unclipped_max` the largest over the epoch's steps and `grad_clip/fraction`
+        the share of its steps that were clipped."""
         metrics = weight_statistics(self._weights)
         metrics.update(gradient_norms(self._gradients or gradient_snapshot(self._named_weights)))
         if self._unclipped_norm is not None:
             metrics["grad_norm/unclipped"] = float(self._unclipped_norm)
+        if self._clip_stats is not None and self._clip_steps:
+            peak, count = self._clip_stats
+            metrics["grad_norm/unclipped_max"] = float(peak)
+            metrics["grad_clip/fraction"] = float(count) / self._clip_steps
         return metrics
 
     def weight_histogram(self, bins: int = 41) -> dict[str, list[float]]:

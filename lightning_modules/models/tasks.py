@@ -11,6 +11,9 @@ from torch.nn import functional as F
 
 from lightning_modules.registry import Registry
 
+# Equal-width confidence bins for the expected calibration error, as Guo et al. (2017) use.
+CALIBRATION_BINS = 15
+
 
 @dataclass(frozen=True)
 class Task:
@@ -34,6 +37,11 @@ class Task:
         """Each sample's fraction of correct predictions, or None where correctness is undefined."""
         return None
 
+    def calibration(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Per confidence bin: (predictions, sum of confidences, correct predictions), a (3, bins)
+        tensor; None where the output is not a probability."""
+        return None
+
 
 @dataclass(frozen=True)
 class Classification(Task):
@@ -51,6 +59,20 @@ class Classification(Task):
     def correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         hits = (out.argmax(-1) == y).float()
         return hits.mean(-1) if hits.dim() > 1 else hits
+
+    def calibration(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # Every prediction counts (each time step of per-step targets), binned by its top-class
+        # softmax probability; ECE = sum over bins of |correct - confidence| / predictions.
+        probs = torch.softmax(out.reshape(-1, out.shape[-1]).float(), dim=-1)
+        confidence, predicted = probs.max(-1)
+        hits = (predicted == y.reshape(-1)).float()
+        # clamp both ends: a diverged (NaN) output must not index outside the bins before the loss check fails it
+        bins = (confidence * CALIBRATION_BINS).long().clamp_(0, CALIBRATION_BINS - 1)
+        sums = torch.zeros(3, CALIBRATION_BINS, device=out.device)
+        sums[0].index_add_(0, bins, torch.ones_like(confidence))
+        sums[1].index_add_(0, bins, confidence)
+        sums[2].index_add_(0, bins, hits)
+        return sums
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,19 @@ def sgdr(cfg: ScheduleConfig, span: int, steps_per_epoch: int) -> Factor:
     return factor
 
 
+def cycle_ends(cfg: ScheduleConfig, max_epochs: int) -> list[int]:
+    """The epochs (1-based) at which an SGDR cycle ends within `max_epochs`: where the LR is at
+    its floor, just before a restart (snapshot ensembles keep the weights there)."""
+    if cfg.name != "sgdr":
+        raise ValueError(f"only the sgdr schedule has restarts (given {cfg.name!r})")
+    ends, end, length = [], cfg.warmup_epochs, cfg.restart_epochs
+    while end + length <= max_epochs:
+        end += length
+        ends.append(end)
+        length *= cfg.restart_mult
+    return ends
+
+
 @per_step("one_cycle", {"pct_start", "div_factor", "final_div_factor"})
 def one_cycle(cfg: ScheduleConfig, span: int, steps_per_epoch: int) -> Factor:
     """One cycle (Smith, 2018), as torch's OneCycleLR: cosine from lr / div_factor up to lr over

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import create_model
 
 from lightning_modules.config import Config
-from lightning_modules.regularizers import penalties, perturbations  # noqa: F401  (fill the registry)
+from lightning_modules.regularizers import augmentation, penalties, perturbations  # noqa: F401  (fill the registry)
 from lightning_modules.regularizers.base import REGULARIZERS, Criterion, Regularizer, RegularizerEntry, Regularizers
 from lightning_modules.regularizers.clipping import GradientClipConfig, clip_gradients
 from lightning_modules.regularizers.early_stopping import EarlyStopping, EarlyStoppingConfig

@@ -36,12 +36,14 @@ class Regularizer:
 class RegularizerEntry:
     """`annotation` and `field` declare the entry's `train.regularization.<name>` spec value;
     `build(value, task)` returns the regularizer, or None when the value turns it off.
-    Entries apply in ascending `order` (label smoothing wraps the loss before mixup mixes it)."""
+    Entries apply in ascending `order` (label smoothing wraps the loss before mixup mixes it);
+    `kinds` names the data kinds an entry applies to (empty: every kind)."""
 
     annotation: Any
     field: Any
     build: Callable[[Any, str], Regularizer | None]
     order: int
+    kinds: tuple[str, ...] = ()
 
 
 REGULARIZERS: Registry[RegularizerEntry] = Registry("regularizer")

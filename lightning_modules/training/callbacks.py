@@ -34,6 +34,14 @@ def check_finite(metrics: dict[str, Any], epoch: int, what: str = "") -> None:
             raise NonFiniteLossError(f"{key}{what} became {metrics[key]} at epoch {epoch}")
 
 
+class MetricCallback(L.Callback):
+    """A callback whose scores join the epoch report; listed before the `EpochReporter`, its
+    `on_train_epoch_end` has run when the reporter reads `epoch_metrics()`."""
+
+    def epoch_metrics(self) -> dict[str, float]:
+        return {}
+
+
 class EpochReporter(L.Callback):
     """Hands each finished epoch's metrics to a sink; fails the fit on a non-finite loss."""
 
@@ -53,6 +61,9 @@ class EpochReporter(L.Callback):
         epoch = trainer.current_epoch + 1
         metrics: dict[str, Any] = {"epoch": epoch, **pl_module.epoch_metrics()}  # type: ignore[operator]
         metrics.update(data_metrics(trainer, pl_module))  # per-regime val scores, outlier counts
+        for callback in trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(callback, MetricCallback):
+                metrics.update(callback.epoch_metrics())
         check_finite(metrics, epoch)
         # Early stopping decides after this epoch's validation, which runs before this hook.
         reasons = [cb.reason for cb in trainer.callbacks if isinstance(cb, EarlyStopping)]  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 
 from lightning_modules.regularizers import EarlyStopping, EarlyStoppingConfig
-from lightning_modules.training.callbacks import EpochReporter, EpochSink, SpecOnRestore
+from lightning_modules.training.callbacks import EpochReporter, EpochSink, MetricCallback, SpecOnRestore
 
 
 def quiet_lightning() -> None:
@@ -50,14 +50,16 @@ def fit_module(
     stop_after: int | None = None,
     accelerator: str = "cpu",
     threads: int | None = None,
+    metric_callbacks: list[MetricCallback] | None = None,
 ) -> L.LightningModule:
     """Fit `module`, reseeding each epoch from `seed` and calling `sink(metrics, trainer)` after
-    every epoch; `resume_from` continues from a checkpoint, `stop_after` ends after that epoch."""
+    every epoch; `resume_from` continues from a checkpoint, `stop_after` ends after that epoch;
+    `metric_callbacks` add their scores to each epoch's metrics."""
     quiet_lightning()
     if threads is not None:
         # A fixed thread count keeps floating-point reductions identical between runs.
         torch.set_num_threads(max(1, threads))
-    callbacks: list[L.Callback] = [EpochReporter(seed, sink, stop_after)]
+    callbacks: list[L.Callback] = [*(metric_callbacks or []), EpochReporter(seed, sink, stop_after)]
     if early_stopping is not None and early_stopping.patience is not None:
         callbacks.append(EarlyStopping(early_stopping))
     if resume_from is not None:

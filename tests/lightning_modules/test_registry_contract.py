@@ -142,14 +142,18 @@ def test_regularizer_trains_from_its_default_and_when_switched_on(name: str):
     on = getattr(default, name)
     if isinstance(on, float):
         on = 0.1
+    elif isinstance(on, int):
+        on = 1
     elif hasattr(on, "model_fields") and "strength" in on.model_fields:
         on = on.model_copy(update={"strength": 0.1})
     assert entry.build(getattr(default, name), "classification") is None  # the default is off
     config = RegularizationConfig.model_validate({name: on.model_dump() if hasattr(on, "model_dump") else on})
-    net = torch.nn.Sequential(torch.nn.Linear(6, 4))
+    # Inputs of a kind the entry transforms (augmentations declare theirs), flattened for the net.
+    shape = {"image": (1, 3, 2), "sequence": (3, 2)}.get(entry.kinds[0] if entry.kinds else "", (6,))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 4))
     module = SupervisedModule(net, "classification", OptimizerConfig(lr=0.01), ScheduleConfig(), 1, 1, False, config)
     optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
-    loss = module.manual_step(torch.randn(16, 6), torch.randint(0, 4, (16,)), optimizer)
+    loss = module.manual_step(torch.randn(16, *shape), torch.randint(0, 4, (16,)), optimizer)
     assert torch.isfinite(loss)
 
 

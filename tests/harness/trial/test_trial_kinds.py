@@ -24,6 +24,16 @@ STUDIES = {
         "name": "k-compress", **TINY,
         "compress": {"steps": [{"kind": "prune", "amount": 0.5, "finetune_epochs": 1}, {"kind": "quantize"}]},
     },
+    "bias_variance": {
+        "name": "k-bv", "data": {"dataset": {"name": "poly", "num_samples": 40}, "split": {"kind": "random"}, "preprocessing": []},
+        "model": {"kind": "polynomial", "degree": 2}, "train": {"max_epochs": 2, "batch_size": "full"},
+        "bias_variance": {"training_sets": 3, "points": 11},
+    },
+    "specialists": {
+        "name": "k-spec", "data": {"dataset": {"name": "motor", "num_samples": 120, "length": 32}, "split": {"kind": "random"}},
+        "model": {"kind": "mlp", "hidden": [8]}, "train": {"max_epochs": 2, "batch_size": 32},
+        "specialists": {"column": "temperature"},
+    },
     "objective": {
         "name": "k-obj", "objective": {"name": "branin"}, "train": {"max_epochs": 2},
         "search": {"metric": "objective/value"},
@@ -63,6 +73,15 @@ def test_kind_fits_reports_and_evaluates_the_chosen_trial(name: str, tmp_path: P
     scores = kind.evaluate(spec, result)
     if name == "objective":
         assert scores["best/objective/regret"] == rows[-1]["objective/regret"]
+    elif name in ("bias_variance", "specialists"):  # regression
+        assert scores["test/loss"] > 0 and scores["test/rmse/" + ("x_bin_0" if name == "bias_variance" else "temperature_bin_0")] > 0
+        if name == "bias_variance":
+            assert rows[-1]["bv/expected_error"] == pytest.approx(
+                rows[-1]["bv/bias2"] + rows[-1]["bv/variance"] + rows[-1]["bv/noise"], rel=1e-9
+            )
+            assert "test/loss_std" in scores  # over the training sets
+        else:
+            assert {f"test/specialist/loss/temperature_bin_{i}" for i in range(3)} <= set(scores)
     else:
         assert 0 <= scores["test/acc"] <= 1 and scores["test/loss"] > 0
         if name == "kfold":
@@ -70,7 +89,8 @@ def test_kind_fits_reports_and_evaluates_the_chosen_trial(name: str, tmp_path: P
 
 
 def test_kinds_are_tried_by_priority():
-    priorities = [TRIAL_KINDS.get(name).priority for name in ("compression", "objective", "kfold", "training")]
+    order = ("compression", "objective", "bias_variance", "specialists", "kfold", "training")
+    priorities = [TRIAL_KINDS.get(name).priority for name in order]
     assert priorities == sorted(priorities)
     # An objective study with a k-fold split is still an objective study.
     spec = spec_from_dict({**STUDIES["objective"], "data": {"split": {"kind": "kfold"}}})
