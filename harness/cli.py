@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from harness import __version__
@@ -146,6 +147,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.quiet, announce=announce, report=_report_comparison,
     )
     return _comparison_done(outcome)
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    from harness.claims import load_claims
+
+    if args.seeds is not None and not 1 <= args.seeds <= 100:
+        raise SpecError(f"--seeds: between 1 and 100 (given {args.seeds})")
+    claims = load_claims(args.names or None)  # every arm of every claim is checked first
+    if args.list:
+        for claim in claims:
+            print(f"{claim.topic:<15} {claim.name:<40} {claim.study:<22} {claim.statement}")
+        return 0
+    from harness.claims.execute import run_claims
+    from harness.claims.table import claims_table
+
+    def announce(folder: Any) -> None:
+        again = " ".join(["harness claims", *args.names, *(["--quick"] if args.quick else []), "--resume", str(folder)])
+        print(f"claims folder: {folder}\n(if the driver stops, continue with: {again})", flush=True)
+
+    _stop_on_sigterm()
+    folder, state = run_claims(
+        claims, quick=args.quick, seeds=args.seeds, address=args.address, tracking_uri=args.tracking_uri,
+        storage=args.storage, resume=args.resume, announce=announce,
+        progress=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)),
+    )
+    command = "harness claims" + (f" {' '.join(args.names)}" if args.names else "") + (" --quick" if args.quick else "") + (
+        f" --seeds {args.seeds}" if args.seeds else "") + (f" --out {args.out}" if args.out else "")
+    text = claims_table(claims, state, command)
+    (folder / "claims.md").write_text(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    for claim in claims:
+        verdict = state.results[claim.name].verdict or {}
+        print(f"{claim.name:<40} {verdict.get('verdict', 'not run'):<14} {verdict.get('reason', '')}")
+    print(f"table: {folder / 'claims.md'}" + (f" and {args.out}" if args.out else ""))
+    return 0
 
 
 def _report_comparison(outcome: Any, folder: Any) -> tuple[list[Any], dict[str, float]]:
@@ -490,6 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
     study_file(p, "comparison")
     run_args(p, home / "compare")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("claims", help="re-test the claims of NN practice over seeds; write the verdict table")
+    p.add_argument("names", nargs="*", metavar="NAME", help="claims or topics to run (default: all; `harness claims --list`)")
+    p.add_argument("--quick", action="store_true", help="reduced settings and one seed: minutes, not the published table")
+    p.add_argument("--seeds", type=int, help="seeds per claim (default: each claim's, 5)")
+    p.add_argument("--out", help="write the table here too (the published one: docs/claims.md)")
+    p.add_argument("--resume", metavar="FOLDER", help="continue a claims run from its folder")
+    p.add_argument("--list", action="store_true", help="list the claims and their studies; run nothing")
+    run_args(p, home / "claims")
+    p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("resume", help="continue a study or a comparison whose driver stopped")
     p.add_argument("path", help="the study's or comparison's folder, as printed by `harness run` / `harness compare`")

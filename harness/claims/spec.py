@@ -1,0 +1,133 @@
+"""A claim: the statement as the seed makes it, the shipped study that tests it (reused, not
+copied), the settings it compares (arms: dotted-path values pinned on that study, its search
+removed, one trial per arm and seed), what it measures, and which way counts as "as claimed".
+
+Claims live in YAML files under `studies/claims/` (one file per topic, a list of claims).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from harness.errors import SpecError
+from harness.study import StudySpec, spec_from_dict
+from harness.study.library import STUDIES_DIR
+from harness.study.messages import format_errors
+from harness.study.reading import read_yaml_mapping
+from lightning_modules.config import Config
+
+CLAIMS_DIR = STUDIES_DIR / "claims"
+TREATMENT, BASELINE = "treatment", "baseline"
+
+
+def measure_terms(measure: str) -> tuple[str, str | None]:
+    """`METRIC` or `METRIC - METRIC`: the metric names of a measurement."""
+    left, sep, right = (part.strip() for part in measure.partition(" - "))
+    return left, (right if sep else None)
+
+
+def evaluate(measure: str, trial: dict[str, float], test: dict[str, float]) -> float | None:
+    """The measurement of one arm's run: trial metrics (final epoch) by name, sealed-test
+    scores (`test/...`) of the chosen trial; None when a metric is missing (a failed trial)."""
+    values = []
+    for name in (n for n in measure_terms(measure) if n is not None):
+        source = test if name.startswith("test/") else trial
+        value = source.get(name)
+        if value is None or not math.isfinite(value):
+            return None
+        values.append(value)
+    return values[0] - values[1] if len(values) == 2 else values[0]
+
+
+class ClaimSpec(Config):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=80)
+    topic: str
+    statement: str = Field(min_length=3, description="the claim in the seed's words")
+    study: str = Field(description="the shipped study that tests it")
+    arms: dict[str, dict[str, Any]] = Field(description="treatment (and baseline): dotted-path values pinned on the study")
+    measure: str = Field(description="METRIC or METRIC - METRIC; test/... reads the sealed test split")
+    better: Literal["higher", "lower"] = Field(description="which way of the treatment's measure is as claimed")
+    margin: float = Field(0.0, ge=0.0, description="with a baseline: how much better the treatment must be")
+    threshold: float | None = Field(None, description="without a baseline: the value the treatment must beat")
+    settings: dict[str, Any] = Field(default_factory=dict, description="dotted-path values for every arm")
+    quick: dict[str, Any] = Field(default_factory=dict, description="more values for --quick (a smaller run)")
+    seeds: int = Field(5, ge=1, le=100)
+    note: str = ""
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, arms: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if TREATMENT not in arms or not set(arms) <= {TREATMENT, BASELINE}:
+            raise ValueError(f"arms are {TREATMENT} and, optionally, {BASELINE} (given {', '.join(arms)})")
+        return arms
+
+    @model_validator(mode="after")
+    def _baseline_or_threshold(self) -> ClaimSpec:
+        if (BASELINE in self.arms) == (self.threshold is not None):
+            raise ValueError("give a baseline arm or a threshold, not both and not neither")
+        if self.margin and BASELINE not in self.arms:
+            raise ValueError("margin compares with a baseline arm; without one, use threshold")
+        return self
+
+    def effect(self, treatment: float | None, baseline: float | None = None) -> float | None:
+        """The seed's effect in the claimed direction, net of margin or threshold (larger:
+        as claimed); a failed arm is its worst outcome, both failed is None."""
+        sign = 1.0 if self.better == "higher" else -1.0
+        if BASELINE not in self.arms:
+            return -math.inf if treatment is None else sign * (treatment - self.threshold)  # type: ignore[operator]
+        if treatment is None and baseline is None:
+            return None
+        if treatment is None:
+            return -math.inf
+        if baseline is None:
+            return math.inf
+        return sign * (treatment - baseline) - self.margin
+
+    def arm_spec(self, arm: str, seed: int, quick: bool = False) -> StudySpec:
+        """The study with this arm's values pinned, its search reduced to the one trial, at `seed`."""
+        from harness.study.library import resolve_study_file
+
+        raw = read_yaml_mapping(resolve_study_file(self.study), "study file")
+        values = {**self.settings, **(self.quick if quick else {}), **self.arms[arm]}
+        overrides = {**values, "seed": seed, "search.strategy": "random", "search.num_trials": 1}
+        spec = spec_from_dict(raw, overrides, source=f"claim {self.name!r}, arm {arm}")
+        if spec.search.space:
+            left = ", ".join(spec.search.space)
+            raise SpecError(f"claim {self.name!r}, arm {arm}: the study still searches {left}; pin it in the arm or settings")
+        return spec
+
+
+def load_claim_files(folder: Path = CLAIMS_DIR) -> list[ClaimSpec]:
+    claims: list[ClaimSpec] = []
+    for path in sorted(folder.glob("*.yaml")):
+        raw = read_yaml_mapping(path, "claims file")
+        for i, item in enumerate(raw.get("claims") or []):
+            try:
+                claim = ClaimSpec.model_validate({"topic": path.stem, **item})
+            except ValidationError as exc:
+                raise SpecError(f"{path}: claims.{i}: invalid claim\n{format_errors(exc)}") from None
+            claims.append(claim)
+    names = [c.name for c in claims]
+    if len(set(names)) < len(names):
+        raise SpecError(f"{folder}: claim names must be unique (repeated: {sorted({n for n in names if names.count(n) > 1})})")
+    return claims
+
+
+def load_claims(names: list[str] | None = None, folder: Path = CLAIMS_DIR) -> list[ClaimSpec]:
+    """The claims named (all when none), each checked: its study exists and every arm pins a
+    valid single-trial study, quick and full."""
+    claims = load_claim_files(folder)
+    by_name = {c.name: c for c in claims}
+    unknown = [n for n in names or [] if n not in by_name and n not in {c.topic for c in claims}]
+    if unknown:
+        raise SpecError(f"{', '.join(unknown)}: no such claim or topic; claims: {', '.join(by_name)}")
+    chosen = [c for c in claims if not names or c.name in names or c.topic in names]
+    for claim in chosen:
+        for arm in claim.arms:
+            for quick in (False, True):
+                claim.arm_spec(arm, 0, quick)
+    return chosen
