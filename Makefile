@@ -23,7 +23,7 @@ demo: install
 # The layer contracts (pyproject.toml, docs/architecture.md) first: a broken layer fails fast.
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # The edit loop: contracts and everything but the end-to-end studies.
 test-fast: install

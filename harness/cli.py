@@ -157,7 +157,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
     claims = load_claims(args.names or None)  # every arm of every claim is checked first
     if args.list:
         for claim in claims:
-            print(f"{claim.topic:<15} {claim.name:<40} {claim.study:<22} {claim.statement}")
+            print(f"{claim.topic:<15} {claim.name:<40} {claim.source:<22} {claim.statement}")
         return 0
     from harness.claims.execute import run_claims
     from harness.claims.table import claims_table
@@ -169,7 +169,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     folder, state = run_claims(
         claims, quick=args.quick, seeds=args.seeds, address=args.address, tracking_uri=args.tracking_uri,
-        storage=args.storage, resume=args.resume, announce=announce,
+        storage=args.storage, resume=args.resume, reuse=args.reuse, announce=announce,
         progress=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)),
     )
     command = "harness claims" + (f" {' '.join(args.names)}" if args.names else "") + (" --quick" if args.quick else "") + (
@@ -534,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="seeds per claim (default: each claim's, 5)")
     p.add_argument("--out", help="write the table here too (the published one: docs/claims.md)")
     p.add_argument("--resume", metavar="FOLDER", help="continue a claims run from its folder")
+    p.add_argument("--reuse", action="append", metavar="FOLDER",
+                   help="take the executions another claims folder measured (same spec and seed) instead of running them again")
     p.add_argument("--list", action="store_true", help="list the claims and their studies; run nothing")
     run_args(p, home / "claims")
     p.set_defaults(func=cmd_claims)

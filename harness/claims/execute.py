@@ -85,11 +85,13 @@ def run_claims(
     tracking_uri: str | None = None,
     storage: str | Path | None = None,
     resume: str | Path | None = None,
+    reuse: list[str | Path] | None = None,
     announce: Callable[[Path], None] | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> tuple[Path, ClaimsState]:
     """Measure every claim's arms over its seeds (or `seeds`; one with `quick`), decide each
-    claim, and return the claims folder and what was measured."""
+    claim, and return the claims folder and what was measured. `reuse` names other claims
+    folders whose executions (the same resolved spec and seed) are taken instead of run again."""
     if resume is not None:
         folder = Path(resume).resolve()
         state = ClaimsState.load(folder)
@@ -102,6 +104,12 @@ def run_claims(
         folder = root / f"claims{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
         folder.mkdir(parents=True, exist_ok=True)
         state = ClaimsState(quick, seeds or 0, tracking_uri, {})
+    for other in reuse or []:
+        done = ClaimsState.load(Path(other).resolve())
+        if done.tracking_uri != state.tracking_uri:
+            raise SpecError(f"--reuse {other}: its runs are in {done.tracking_uri}, not {state.tracking_uri}")
+        for key, execution in done.executions.items():
+            state.executions.setdefault(key, execution)
     for claim in claims:
         state.results.setdefault(claim.name, ClaimResult(claim.name))
     state.save(folder)
@@ -122,7 +130,7 @@ def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: s
         run = open_run(state.tracking_uri, experiment, c.KIND_CLAIM, f"claim-{time.strftime('%Y%m%d-%H%M%S')}",
                        {c.CLAIM: claim.name, "topic": claim.topic, "quick": str(state.quick).lower()})
         result.run_id = run.parent_run_id
-        for key, value in {"statement": claim.statement, "study": claim.study, "measure": claim.measure,
+        for key, value in {"statement": claim.statement, "study": claim.source, "measure": claim.measure,
                            "better": claim.better, "margin": claim.margin, "threshold": claim.threshold}.items():
             client.log_param(result.run_id, key, str(value)[:6000])
         state.save(folder)
@@ -137,7 +145,8 @@ def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: s
                     continue
                 spec = claim.arm_spec(arm, seed, state.quick)
                 key = spec.spec_hash()
-                if key not in state.executions:
+                reused = key in state.executions
+                if not reused:
                     outcome = run_study(
                         spec.model_copy(update={"name": experiment}), address=address, tracking_uri=state.tracking_uri,
                         progress=False, parent_run_id=result.run_id, run_tags={c.CLAIM: claim.name, c.ARM: arm},
@@ -148,7 +157,7 @@ def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: s
                 done = state.executions[key]
                 measured[arm] = evaluate(claim.measure, done["trial"], done["test"]) if done["trial"] is not None else None
                 state.save(folder)
-                progress(f"{claim.name}: seed {seed}, {arm}: {claim.measure} = {_fmt(measured[arm])}")
+                progress(f"{claim.name}: seed {seed}, {arm}: {claim.measure} = {_fmt(measured[arm])}{' (reused)' if reused else ''}")
             effect = claim.effect(measured.get(TREATMENT), measured.get(BASELINE))
             if effect is not None:
                 client.log_metric(result.run_id, "effect", effect if abs(effect) != float("inf") else _capped(effect), step=seed)

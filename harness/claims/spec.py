@@ -31,8 +31,8 @@ def measure_terms(measure: str) -> tuple[str, str | None]:
 
 
 def evaluate(measure: str, trial: dict[str, float], test: dict[str, float]) -> float | None:
-    """The measurement of one arm's run: trial metrics (final epoch) by name, sealed-test
-    scores (`test/...`) of the chosen trial; None when a metric is missing (a failed trial)."""
+    """The measurement of one arm's run: the chosen trial's metrics (final epoch) by name, its
+    sealed-test scores (`test/...`); None when a metric is missing (a failed trial)."""
     values = []
     for name in (n for n in measure_terms(measure) if n is not None):
         source = test if name.startswith("test/") else trial
@@ -47,11 +47,16 @@ class ClaimSpec(Config):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=80)
     topic: str
     statement: str = Field(min_length=3, description="the claim in the seed's words")
-    study: str = Field(description="the shipped study that tests it")
+    study: str | None = Field(None, description="the shipped study that tests it")
+    comparison: str | None = Field(
+        None, description="or the shipped comparison whose search strategies it compares (arms: {strategy: NAME})"
+    )
     arms: dict[str, dict[str, Any]] = Field(description="treatment (and baseline): dotted-path values pinned on the study")
     measure: str = Field(description="METRIC or METRIC - METRIC; test/... reads the sealed test split")
     better: Literal["higher", "lower"] = Field(description="which way of the treatment's measure is as claimed")
-    margin: float = Field(0.0, ge=0.0, description="with a baseline: how much better the treatment must be")
+    margin: float = Field(
+        0.0, description="with a baseline: how much better the treatment must be (negative: how much worse it may be, a 'matches' claim)"
+    )
     threshold: float | None = Field(None, description="without a baseline: the value the treatment must beat")
     settings: dict[str, Any] = Field(default_factory=dict, description="dotted-path values for every arm")
     quick: dict[str, Any] = Field(default_factory=dict, description="more values for --quick (a smaller run)")
@@ -64,6 +69,19 @@ class ClaimSpec(Config):
         if TREATMENT not in arms or not set(arms) <= {TREATMENT, BASELINE}:
             raise ValueError(f"arms are {TREATMENT} and, optionally, {BASELINE} (given {', '.join(arms)})")
         return arms
+
+    @model_validator(mode="after")
+    def _study_or_comparison(self) -> ClaimSpec:
+        if (self.study is None) == (self.comparison is None):
+            raise ValueError("give a study or a comparison, not both and not neither")
+        if self.comparison is not None and any(set(arm) != {"strategy"} for arm in self.arms.values()):
+            raise ValueError("the arms of a comparison claim are search strategies: {strategy: NAME}")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The shipped study or comparison the claim reuses."""
+        return self.study or self.comparison  # type: ignore[return-value]
 
     @model_validator(mode="after")
     def _baseline_or_threshold(self) -> ClaimSpec:
@@ -88,9 +106,17 @@ class ClaimSpec(Config):
         return sign * (treatment - baseline) - self.margin
 
     def arm_spec(self, arm: str, seed: int, quick: bool = False) -> StudySpec:
-        """The study with this arm's values pinned, its search reduced to the one trial, at `seed`."""
+        """The study with this arm's values pinned, its search reduced to the one trial, at
+        `seed`; for a comparison claim, the comparison's execution of the arm's strategy at
+        `seed` (its budget and search as the comparison runs them), with the settings applied."""
         from harness.study.library import resolve_study_file
 
+        if self.comparison is not None:
+            from harness.compare import load_comparison
+
+            derived = load_comparison(resolve_study_file(self.comparison)).study_for(self.arms[arm]["strategy"], seed)
+            values = {**self.settings, **(self.quick if quick else {})}
+            return spec_from_dict(derived.to_dict(), values, source=f"claim {self.name!r}, arm {arm}")
         raw = read_yaml_mapping(resolve_study_file(self.study), "study file")
         values = {**self.settings, **(self.quick if quick else {}), **self.arms[arm]}
         overrides = {**values, "seed": seed, "search.strategy": "random", "search.num_trials": 1}

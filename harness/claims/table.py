@@ -63,7 +63,7 @@ def claims_table(claims: list[ClaimSpec], state: ClaimsState, command: str) -> s
             f"| {claim.topic} | {claim.statement} (`{claim.name}`) | {MARK.get(verdict.get('verdict'), 'not run')}"
             f"{'' if not verdict.get('reason') or verdict.get('verdict') != 'inconclusive' else ': ' + verdict['reason']} "
             f"| {effect} | {_number(p) if p is not None else '-'} | {verdict.get('n', 0)} of {len(seeds_of(claim, state))} "
-            f"| `{claim.study}`: {_arms(claim)} | {claim.measure}, {claim.better} is as claimed"
+            f"| `{claim.source}`: {_arms(claim)} | {claim.measure}, {claim.better} is as claimed"
             f"{f' by more than {claim.margin:g}' if claim.margin else ''} |"
         )
     notes = [c for c in claims if c.note]

@@ -90,16 +90,16 @@ def fit_specialists(
     torch.set_num_threads(threads(spec))
     column = spec.specialists.column  # type: ignore[union-attr]
     dm, members = _members(spec)
-    x, _ = dm.split_tensors("val")
+    x, y = dm.split_tensors("val")
     labels = dm.regime_groups("val")[column]
 
-    def probe(k: int) -> tuple[dict[str, float], np.ndarray | None]:
+    def probe(k: int) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
         # Specialist k (bin k - 1): its own regime's scores and its per-sample results there.
         if k == 0:
             return {}, None
         rows = np.flatnonzero(labels == k - 1)
         scores = specialist_scores(dm, {k - 1: members[k][1]}, column, "val")
-        return scores, (members[k][1].sample_metrics(x[rows], dm.split_tensors("val")[1][rows]) if len(rows) else None)
+        return scores, (members[k][1].sample_metrics(x[rows], y[rows]) if len(rows) else None)
 
     with checkpoint_folder() as folder:
         histories, probed, files = fit_members(spec, members, folder, probe=probe, stop_after=stop_after, accelerator=accelerator)

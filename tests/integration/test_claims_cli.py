@@ -46,3 +46,11 @@ def test_quick_claims_run_track_and_tabulate(harness_home: Path, tmp_path: Path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert ": seed 0, treatment:" not in again.stdout  # nothing measured twice
     assert (folder / "claims.md").is_file()
+
+    # Another run takes the executions the first one made instead of running them again.
+    reused = run_cli("claims", NAMES[0], "--quick", "--reuse", str(folder))
+    assert reused.returncode == 0, reused.stdout[-3000:] + reused.stderr[-3000:]
+    assert f"{NAMES[0]}: seed 0, treatment: weights/zero_frac =" in reused.stdout and "(reused)" in reused.stdout
+    experiment = client.get_experiment_by_name(f"claim.{NAMES[0]}")
+    executions = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'study'")
+    assert len(executions) == 2  # the two arms of the first run, no more

@@ -83,3 +83,18 @@ def test_the_table_has_one_row_per_claim_with_its_verdict() -> None:
     text = claims_table([claim], ClaimsState(False, 5, "sqlite://", {"c": result}), "harness claims c")
     row = next(line for line in text.splitlines() if "`c`" in line)
     assert "| holds |" in row and "5 of 5" in row and "0.2" in row and "harness claims c" in text
+
+
+def test_a_comparison_claim_runs_the_comparisons_execution_of_each_strategy() -> None:
+    claim = ClaimSpec.model_validate({
+        "name": "s", "topic": "search", "statement": "TPE beats random", "comparison": "compare_strategies",
+        "arms": {"treatment": {"strategy": "tpe"}, "baseline": {"strategy": "random"}},
+        "measure": "objective/regret", "better": "lower", "quick": {"search.budget_epochs": 15},
+    })
+    spec = claim.arm_spec("treatment", seed=4, quick=True)
+    assert (spec.search.strategy, spec.seed, spec.search.budget_epochs) == ("tpe", 4, 15)
+    assert claim.arm_spec("baseline", seed=4).search.budget_epochs == 90  # the comparison's own budget
+    with pytest.raises(ValueError, match="strategy"):
+        ClaimSpec.model_validate({**CLAIM, "study": None, "comparison": "compare_strategies"})
+    with pytest.raises(ValueError, match="study or a comparison"):
+        ClaimSpec.model_validate({**CLAIM, "comparison": "compare_strategies"})
