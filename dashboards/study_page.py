@@ -206,16 +206,18 @@ def _capacity(data: StudyData) -> list[Section]:
     for key, title, color, dash in shown:
         fig.add_trace(go.Scatter(x=labels, y=[r[key] for r in rows], mode="lines+markers", name=title,
                                  line=dict(color=color, dash=dash, width=2)))
+    capacity = any(key.startswith("bv/") for key, *_ in shown)
     notes = []
     for key, who in (("val/loss", "validation"), ("bv/expected_error", "true")):
         scored = [r for r in rows if key in r and math.isfinite(r[key])]
         if scored:
             best = min(scored, key=lambda r: r[key])
-            notes.append(f"{who} sweet spot: {html.escape(name)} = {html.escape(str(best[name]))} ({key} {best[key]:.4g})")
+            where = f"{html.escape(name)} = {html.escape(str(best[name]))} ({key} {best[key]:.4g})"
+            notes.append(f"{who} sweet spot: {where}" if capacity else f"lowest validation error: {where}")
             fig.add_vline(x=labels.index(best[name]), line=dict(color="#ff7f0e" if who == "validation" else "#000000", dash="dash", width=1))
-    fig.update_layout(xaxis_title=name, yaxis_title="error at the final epoch",
-                      xaxis_type="category", yaxis_type="log")
-    return [Section("Error against capacity", fig, note="; ".join(notes) + " (log scale; the final epoch of each trial)",
+    fig.update_layout(xaxis_title=name, yaxis_title="error at the final epoch", xaxis_type="category", yaxis_type="log")
+    title = "Error against capacity" if capacity else f"Final train and validation error against {html.escape(name)}"
+    return [Section(title, fig, note="; ".join(notes) + " (log scale; the final epoch of each trial)",
                     html=table(rows, (name,)))]
 
 

@@ -46,3 +46,11 @@ def test_reliability_rows_come_from_the_test_metrics() -> None:
     assert [r["bin"] for r in rows] == ["bin_60", "bin_93"] and rows[1]["accuracy"] == 0.99
     page = study_page(study([row("a", {"x": "1"}, {"val/loss": 0.1})], test))
     assert "Calibration of the chosen trial" in page and "expected calibration error 0.0300" in page
+
+
+def test_without_a_decomposition_the_curve_is_named_by_its_parameter() -> None:
+    trials = [row(str(i), {"train.regularization.l2": str(v)}, {"train/loss": v, "val/loss": 0.2 - v})
+              for i, v in enumerate((0.0, 0.01, 0.1))]
+    page = study_page(study(trials))
+    assert "Final train and validation error against train.regularization.l2" in page
+    assert "lowest validation error: train.regularization.l2 = 0.1" in page and "sweet spot" not in page
