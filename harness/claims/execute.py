@@ -151,6 +151,10 @@ def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: s
                         spec.model_copy(update={"name": experiment}), address=address, tracking_uri=state.tracking_uri,
                         progress=False, parent_run_id=result.run_id, run_tags={c.CLAIM: claim.name, c.ARM: arm},
                     )
+                    if outcome.interrupted:
+                        # Ctrl-C or SIGTERM stopped the execution cleanly: nothing was measured,
+                        # so record nothing (a missing trial is not a failed one) and stop here.
+                        raise KeyboardInterrupt
                     state.executions[key] = _scores(outcome)
                 else:
                     client.set_tag(result.run_id, f"reused.seed{seed}.{arm}", state.executions[key]["run_id"])
