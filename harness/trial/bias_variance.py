@@ -1,5 +1,6 @@
 """A bias-variance trial: one configuration trained on many independently drawn training sets
-of a dataset whose true function is known (`poly`), in lockstep epoch by epoch.
+of a dataset whose true function is known (`poly`), one fit per training set
+(`harness.trial.members`).
 
 Training set k is the dataset drawn from its own seed (so are the model's initialisation and
 batch order: the variance is over both, as in practice). For every epoch the trial reports
