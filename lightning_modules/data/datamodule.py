@@ -91,7 +91,32 @@ def _load_cached(name: str, config_json: str, seed: int) -> ArrayDataset:
     return data
 
 
-class ArrayDataModule(L.LightningDataModule):
+class TensorDataModule(L.LightningDataModule):
+    """Train, val and test loaders that slice a subclass's `split_tensors(name)` into batches of
+    `batch_size` (StepGroups of `steps_per_batch`, when not 1)."""
+
+    batch_size: int
+    steps_per_batch: int | None
+
+    def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _batches(self, name: str, shuffle: bool) -> TensorBatches | GroupedBatches:
+        x, y = self.split_tensors(name)
+        batches = TensorBatches(x, y, self.batch_size, shuffle)
+        return batches if self.steps_per_batch == 1 else GroupedBatches(batches, self.steps_per_batch)
+
+    def train_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._batches("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._batches("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches | GroupedBatches:
+        return self._batches("test", shuffle=False)
+
+
+class ArrayDataModule(TensorDataModule):
     """Loads a registered dataset, splits it, and fits preprocessing on train only.
 
     `dataset` is a dataset config, its mapping, or the name of one whose defaults suit; `split`
@@ -209,29 +234,16 @@ class ArrayDataModule(L.LightningDataModule):
         assert self._tensors is not None
         return self._tensors[name]
 
-    def _batches(self, name: str, shuffle: bool) -> TensorBatches | GroupedBatches:
-        x, y = self.split_tensors(name)
-        batches = TensorBatches(x, y, self.batch_size, shuffle)
-        return batches if self.steps_per_batch == 1 else GroupedBatches(batches, self.steps_per_batch)
-
-    def train_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._batches("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._batches("val", shuffle=False)
-
-    def test_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._batches("test", shuffle=False)
 
 
-class SubsetDataModule(L.LightningDataModule):
+class SubsetDataModule(TensorDataModule):
     """Some rows of each split of a set-up `ArrayDataModule`, preprocessed as the parent's
     (fitted on its whole train split): for a model trained on one part of the data, such as a
     specialist for one operating regime."""
 
     def __init__(self, parent: ArrayDataModule, rows: dict[str, np.ndarray]) -> None:
         super().__init__()
-        self.parent, self.batch_size = parent, parent.batch_size
+        self.parent, self.batch_size, self.steps_per_batch = parent, parent.batch_size, parent.steps_per_batch
         self._tensors = {}
         for split in ("train", "val", "test"):
             x, y = parent.split_tensors(split)
@@ -244,17 +256,3 @@ class SubsetDataModule(L.LightningDataModule):
     @property
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(len(self._tensors["train"][0]) / self.batch_size))
-
-    def _batches(self, name: str, shuffle: bool) -> TensorBatches | GroupedBatches:
-        x, y = self._tensors[name]
-        batches = TensorBatches(x, y, self.batch_size, shuffle)
-        return batches if self.parent.steps_per_batch == 1 else GroupedBatches(batches, self.parent.steps_per_batch)
-
-    def train_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._batches("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._batches("val", shuffle=False)
-
-    def test_dataloader(self) -> TensorBatches | GroupedBatches:
-        return self._batches("test", shuffle=False)
