@@ -154,6 +154,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and not 1 <= args.seeds <= 100:
         raise SpecError(f"--seeds: between 1 and 100 (given {args.seeds})")
+    if args.parallel is not None and not 1 <= args.parallel <= 1000:
+        raise SpecError(f"--parallel: between 1 and 1000 (given {args.parallel})")
     claims = load_claims(args.names or None)  # every arm of every claim is checked first
     if args.list:
         for claim in claims:
@@ -170,7 +172,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
     folder, state = run_claims(
         claims, quick=args.quick, seeds=args.seeds, address=args.address, tracking_uri=args.tracking_uri,
         storage=args.storage, resume=args.resume, reuse=args.reuse, announce=announce,
-        progress=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)),
+        progress=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)), parallel=args.parallel,
     )
     command = "harness claims" + (f" {' '.join(args.names)}" if args.names else "") + (" --quick" if args.quick else "") + (
         f" --seeds {args.seeds}" if args.seeds else "") + (f" --out {args.out}" if args.out else "")
@@ -537,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse", action="append", metavar="FOLDER",
                    help="take the executions another claims folder measured (same spec and seed) instead of running them again")
     p.add_argument("--list", action="store_true", help="list the claims and their studies; run nothing")
+    p.add_argument("--parallel", type=int, metavar="N",
+                   help="executions at once, each in a driver process of its own (default: as many as the cluster's CPUs keep busy)")
     run_args(p, home / "claims")
     p.set_defaults(func=cmd_claims)
 

@@ -19,9 +19,11 @@ from typing import Any
 from harness.claims.spec import BASELINE, TREATMENT, ClaimSpec, evaluate
 from harness.claims.verdict import Verdict, decide
 from harness.errors import SpecError
-from harness.paths import default_tracking_uri, harness_home
+from harness.paths import default_storage, default_tracking_uri, harness_home
 from harness.run.cluster import init_ray
 from harness.run.execute import run_study
+from harness.run.pool import Job, JobResult, auto_parallel, run_jobs
+from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.tracking.runs import StudyRun, client_for, end_run, finish_study_run, open_run
 from harness.tracking.store import check_store, check_writable
@@ -88,10 +90,12 @@ def run_claims(
     reuse: list[str | Path] | None = None,
     announce: Callable[[Path], None] | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    parallel: int | None = None,
 ) -> tuple[Path, ClaimsState]:
     """Measure every claim's arms over its seeds (or `seeds`; one with `quick`), decide each
     claim, and return the claims folder and what was measured. `reuse` names other claims
-    folders whose executions (the same resolved spec and seed) are taken instead of run again."""
+    folders whose executions (the same resolved spec and seed) are taken instead of run again;
+    `parallel` executions run at once (default: as many as the cluster's CPUs keep busy)."""
     if resume is not None:
         folder = Path(resume).resolve()
         state = ClaimsState.load(folder)
@@ -118,11 +122,14 @@ def run_claims(
     init_ray(address)
     check_store(tracking_uri)
     for claim in claims:
-        _run_claim(claim, state, folder, address=address, progress=progress)
+        _run_claim(claim, state, folder, parallel, address=address, progress=progress)
     return folder, state
 
 
-def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: str | None, progress: Callable[[str], None]) -> None:
+def _run_claim(
+    claim: ClaimSpec, state: ClaimsState, folder: Path, parallel: int | None, *, address: str | None,
+    progress: Callable[[str], None],
+) -> None:
     result = state.results[claim.name]
     client = client_for(state.tracking_uri)
     experiment = f"claim.{claim.name}"
@@ -138,33 +145,7 @@ def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: s
         client.update_run(result.run_id, status=c.RUNNING)
     claim_run = StudyRun(state.tracking_uri, client.get_run(result.run_id).info.experiment_id, result.run_id)
     try:
-        for seed in seeds_of(claim, state):
-            measured = result.values.setdefault(str(seed), {})
-            for arm in claim.arms:
-                if arm in measured:
-                    continue
-                spec = claim.arm_spec(arm, seed, state.quick)
-                key = spec.spec_hash()
-                reused = key in state.executions
-                if not reused:
-                    outcome = run_study(
-                        spec.model_copy(update={"name": experiment}), address=address, tracking_uri=state.tracking_uri,
-                        progress=False, parent_run_id=result.run_id, run_tags={c.CLAIM: claim.name, c.ARM: arm},
-                    )
-                    if outcome.interrupted:
-                        # Ctrl-C or SIGTERM stopped the execution cleanly: nothing was measured,
-                        # so record nothing (a missing trial is not a failed one) and stop here.
-                        raise KeyboardInterrupt
-                    state.executions[key] = _scores(outcome)
-                else:
-                    client.set_tag(result.run_id, f"reused.seed{seed}.{arm}", state.executions[key]["run_id"])
-                done = state.executions[key]
-                measured[arm] = evaluate(claim.measure, done["trial"], done["test"]) if done["trial"] is not None else None
-                state.save(folder)
-                progress(f"{claim.name}: seed {seed}, {arm}: {claim.measure} = {_fmt(measured[arm])}{' (reused)' if reused else ''}")
-            effect = claim.effect(measured.get(TREATMENT), measured.get(BASELINE))
-            if effect is not None:
-                client.log_metric(result.run_id, "effect", effect if abs(effect) != float("inf") else _capped(effect), step=seed)
+        _measure(claim, state, result, folder, experiment, parallel, address=address, progress=progress)
         verdict = decide(result.effects(claim))
         result.verdict = asdict(verdict)
         state.save(folder)
@@ -177,13 +158,86 @@ def _run_claim(claim: ClaimSpec, state: ClaimsState, folder: Path, *, address: s
         raise
 
 
-def _scores(outcome: Any) -> dict[str, Any]:
+def _measure(
+    claim: ClaimSpec, state: ClaimsState, result: ClaimResult, folder: Path, experiment: str, parallel: int | None,
+    *, address: str | None, progress: Callable[[str], None],
+) -> None:
+    """Measure every (seed, arm) of the claim not measured yet: executions another claim (or a
+    `--reuse` folder) made are taken; the rest run, several at once (`parallel`, by default as
+    many as the cluster's CPUs keep busy), each recorded as soon as it ends."""
+    client = client_for(state.tracking_uri)
+    wanted: dict[str, list[tuple[str, str]]] = {}  # execution key -> the (seed, arm) it measures
+    specs: dict[str, StudySpec] = {}
+    for seed in seeds_of(claim, state):
+        for arm in claim.arms:
+            if arm in result.values.setdefault(str(seed), {}):
+                continue
+            spec = claim.arm_spec(arm, seed, state.quick)
+            key = spec.spec_hash()
+            if key in state.executions:
+                client.set_tag(result.run_id, f"reused.seed{seed}.{arm}", state.executions[key]["run_id"])
+            else:
+                specs.setdefault(key, spec.model_copy(update={"name": experiment}))
+            wanted.setdefault(key, []).append((str(seed), arm))
+
+    def record(key: str, reused: bool) -> None:
+        done = state.executions[key]
+        for seed, arm in wanted[key]:
+            measured = result.values[seed]
+            measured[arm] = evaluate(claim.measure, done["trial"], done["test"]) if done["trial"] is not None else None
+            progress(f"{claim.name}: seed {seed}, {arm}: {claim.measure} = {_fmt(measured[arm])}{' (reused)' if reused else ''}")
+            effect = claim.effect(measured.get(TREATMENT), measured.get(BASELINE))
+            if effect is not None and set(claim.arms) <= set(measured):
+                client.log_metric(result.run_id, "effect", effect if abs(effect) != float("inf") else _capped(effect),
+                                  step=int(seed))  # fmt: skip
+        state.save(folder)
+
+    for key in [k for k in wanted if k not in specs]:
+        record(key, reused=True)
+    if not specs:
+        return
+    tags = {key: {c.CLAIM: claim.name, c.ARM: wanted[key][0][1]} for key in specs}
+    runs = parallel or auto_parallel(len(specs), max(s.resources.cpus_per_trial for s in specs.values()), 1)
+    if min(runs, len(specs)) <= 1:
+        for key, spec in specs.items():
+            outcome = run_study(spec, address=address, tracking_uri=state.tracking_uri, progress=False,
+                                parent_run_id=result.run_id, run_tags=tags[key])  # fmt: skip
+            if outcome.interrupted:
+                # Ctrl-C or SIGTERM stopped the execution cleanly: nothing was measured, so
+                # record nothing (a missing trial is not a failed one) and stop here.
+                raise KeyboardInterrupt
+            state.executions[key] = _scores(state.tracking_uri, outcome.study.parent_run_id, outcome.top,
+                                            outcome.test_metrics)  # fmt: skip
+            record(key, reused=False)
+        return
+    failures: list[str] = []
+
+    def done(job: Job, outcome: JobResult) -> None:
+        if outcome.error is None and not outcome.interrupted and outcome.run_id is not None:
+            state.executions[job.key] = _scores(state.tracking_uri, outcome.run_id, outcome.top, outcome.test_metrics)
+            record(job.key, reused=False)
+        elif not outcome.interrupted:
+            failures.append(f"{job.label}: {outcome.error}")
+
+    jobs = [
+        Job(key, f"{claim.name}/{wanted[key][0][1]}/{wanted[key][0][0]}", state.tracking_uri, study=spec.to_dict(),
+            storage=str(default_storage()), parent_run_id=result.run_id, run_tags=tags[key])
+        for key, spec in specs.items()
+    ]  # fmt: skip
+    interrupted = run_jobs(jobs, folder / "executions", runs, on_done=done, echo=None)
+    if failures:
+        raise RuntimeError("claim executions failed; `--resume` runs them again:\n" + "\n\n".join(failures))
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def _scores(tracking_uri: str, run_id: str, top: list[dict[str, Any]], test: dict[str, float]) -> dict[str, Any]:
     """What an arm's execution measured: the single trial's final metrics (None when it
     failed) and its sealed-test scores, with the execution's run id."""
     trial = None
-    if outcome.top:
-        trial = dict(client_for(outcome.study.tracking_uri).get_run(outcome.top[0]["run_id"]).data.metrics)
-    return {"run_id": outcome.study.parent_run_id, "trial": trial, "test": dict(outcome.test_metrics)}
+    if top:
+        trial = dict(client_for(tracking_uri).get_run(top[0]["run_id"]).data.metrics)
+    return {"run_id": run_id, "trial": trial, "test": dict(test)}
 
 
 def _capped(effect: float) -> float:

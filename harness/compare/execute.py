@@ -1,9 +1,12 @@
 """`harness compare`: one base study under several strategies and seeds, on one budget.
 
-Each (strategy, seed) is one study execution, run one after another, whose MLflow run is
-nested under the comparison's run. A state file in the comparison folder records each
-execution's study folder and status, so that `harness resume FOLDER` continues the whole
-comparison. The report is built by the caller (the CLI) from what MLflow stored.
+Each (strategy, seed) is one study execution whose MLflow run is nested under the comparison's
+run. Executions run several at once, each in a driver process of its own on the one Ray cluster
+(`harness.run.pool`), as many as `parallel` says (by default as many as the cluster's CPUs keep
+busy); with one at a time they run in this process, one after another. A state file in the
+comparison folder records each execution's study folder and status, so that `harness resume
+FOLDER` continues the whole comparison. The report is built by the caller (the CLI) from what
+MLflow stored.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from harness.paths import default_tracking_uri, harness_home
 from harness.run.cluster import init_ray
 from harness.run.execute import STATE_FILE as STUDY_STATE_FILE
 from harness.run.execute import resume_study, run_study
+from harness.run.pool import ANNOUNCED, Job, JobResult, auto_parallel, read_json, run_jobs
 from harness.study.reading import read_yaml_mapping
 from harness.tracking import contract as c
 from harness.tracking.runs import StudyRun, client_for, end_run, finish_study_run, open_run, reopen_study_run
@@ -184,6 +188,7 @@ def resume_comparison(
             f"{folder}: not a comparison folder (no {STATE_FILE}); give the folder `harness compare` printed"
         )
     state = ComparisonState.load(folder)
+    _recover_announced(folder, state)
     if any(execution.status != FINISHED for execution in state.executions):
         init_ray(address)
     if not state.reported:
@@ -245,8 +250,83 @@ def _execute_all(
     progress: bool,
 ) -> bool:
     """Run what is not finished, in order; True when an execution was interrupted."""
+    parallel = parallel_of(spec, sum(e.status != FINISHED for e in state.executions))
+    if parallel > 1:
+        return _execute_concurrently(folder, state, spec, outcome, parallel, progress=progress)
     with _stop_between_studies() as stop:
         return _execute_each(folder, state, spec, outcome, stop, address=address, progress=progress)
+
+
+def parallel_of(spec: ComparisonSpec, executions: int) -> int:
+    """Executions at once: the spec's number, or for `auto` as many as the cluster's CPUs keep
+    busy, except under a budget in seconds (executions sharing CPUs would get unequal time)."""
+    if executions <= 1:
+        return 1
+    if spec.parallel != "auto":
+        return min(int(spec.parallel), executions)
+    if spec.budget.seconds is not None:
+        return 1
+    base = spec.study_for(spec.strategies[0], spec.seed_list()[0])
+    caps = [spec.study_for(s, spec.seed_list()[0]).search.max_concurrent_trials for s in spec.strategies]
+    cap = None if None in caps else max(c for c in caps if c is not None)
+    return auto_parallel(executions, base.resources.cpus_per_trial, cap)
+
+
+def _key(execution: Execution) -> str:
+    return f"{execution.strategy}-seed{execution.seed}"
+
+
+def _execute_concurrently(
+    folder: Path, state: ComparisonState, spec: ComparisonSpec, outcome: ComparisonOutcome, parallel: int,
+    *, progress: bool,
+) -> bool:
+    """Run what is not finished, `parallel` executions at once, each in its own driver process."""
+    total, jobs, by_key = len(state.executions), [], {}
+    number = {_key(e): i for i, e in enumerate(state.executions, start=1)}
+    for execution in state.executions:
+        if execution.status == FINISHED:
+            continue
+        key, label = _key(execution), f"{execution.strategy}/{execution.seed}"
+        by_key[key] = execution
+        if execution.folder and _restorable(Path(execution.folder)):
+            jobs.append(Job(key, label, state.tracking_uri, folder=execution.folder, progress=progress))
+            continue
+        _abandon(execution, state.tracking_uri)
+        jobs.append(Job(
+            key, label, state.tracking_uri, study=spec.study_for(execution.strategy, execution.seed).to_dict(),
+            storage=str(folder / "studies"), parent_run_id=state.run_id,
+            run_tags={c.COMPARISON_ID: state.run_id, c.STRATEGY: execution.strategy}, progress=progress,
+        ))  # fmt: skip
+    print(f"{spec.name}: {len(jobs)} executions, {parallel} at once", flush=True)
+    failures: list[str] = []
+
+    def started(job: Job) -> None:
+        execution = by_key[job.key]
+        print(f"[{number[job.key]}/{total}] {spec.name}: {execution.strategy}, seed {execution.seed}", flush=True)
+
+    def announced(job: Job, study_folder: str, run_id: str) -> None:
+        execution = by_key[job.key]
+        execution.folder, execution.run_id, execution.status = study_folder, run_id, RUNNING
+        state.save(folder)
+
+    def done(job: Job, result: JobResult) -> None:
+        execution = by_key[job.key]
+        execution.folder = result.folder or execution.folder
+        execution.run_id = result.run_id or execution.run_id
+        if result.error is not None and not result.interrupted:
+            failures.append(f"{execution.strategy}, seed {execution.seed}: {result.error}")
+        else:
+            outcome.ran += 1
+        execution.status = FINISHED if result.error is None and not result.interrupted else INTERRUPTED
+        state.save(folder)
+        said = {FINISHED: "finished", INTERRUPTED: "stopped" if result.error is None else "failed"}[execution.status]
+        print(f"[{number[job.key]}/{total}] {spec.name}: {execution.strategy}, seed {execution.seed} {said}", flush=True)
+
+    interrupted = run_jobs(jobs, folder / "executions", parallel, on_start=started, on_announce=announced,
+                           on_done=done)  # fmt: skip
+    if failures:
+        raise RuntimeError("executions failed; `harness resume` runs them again:\n" + "\n\n".join(failures))
+    return interrupted or any(e.status != FINISHED for e in state.executions)
 
 
 class _StopRequest:
@@ -345,3 +425,21 @@ def _abandon(execution: Execution, tracking_uri: str) -> None:
     if not end_run(client, execution.run_id, c.KILLED, reason, only_if_running=True):
         client.set_tag(execution.run_id, c.STOP_REASON, reason)
     execution.folder = execution.run_id = None
+
+
+def _recover_announced(folder: Path, state: ComparisonState) -> None:
+    """A comparison killed between a child's announcement and its own next save: take the study
+    folder and run from the announcement the child left; close any other execution run of this
+    comparison still RUNNING that no execution knows (its driver died before announcing it)."""
+    for execution in state.executions:
+        if execution.status != FINISHED and execution.folder is None:
+            announced = read_json(folder / "executions" / f"{_key(execution)}{ANNOUNCED}")
+            if announced is not None:
+                execution.folder, execution.run_id = announced["folder"], announced["run_id"]
+    state.save(folder)
+    known = {e.run_id for e in state.executions}
+    client = client_for(state.tracking_uri)
+    query = f"tags.`{c.COMPARISON_ID}` = '{state.run_id}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs([state.experiment_id], query, max_results=1000):
+        if run.info.run_id not in known and run.info.run_id != state.run_id:
+            end_run(client, run.info.run_id, c.KILLED, "driver stopped before the study saved state; run again")

@@ -77,6 +77,18 @@ class ComparisonSpec(Config):
     budget: BudgetSpec
     target: float | None = None
     baseline: str = "random"
+    parallel: int | Literal["auto"] = Field(
+        "auto",
+        description="executions at once: a number, or auto (as many as the cluster's CPUs keep busy; "
+        "1 for a budget in seconds, which contention would make unequal)",
+    )
+
+    @field_validator("parallel")
+    @classmethod
+    def _parallel(cls, parallel: int | str) -> int | str:
+        if isinstance(parallel, int) and not 1 <= parallel <= 1000:
+            raise ValueError("a number of executions at once must be between 1 and 1000, or auto")
+        return parallel
 
     @field_validator("strategies")
     @classmethod
@@ -166,6 +178,9 @@ def _format(exc: ValidationError) -> str:
             # Each member of the int | list union failed: one line, given the value as written.
             if err["loc"][1] == "int":
                 lines.append(f"seeds: a count n (seeds 0..n-1) or a list of integer seeds (given {err['input']!r})")
+        elif err["loc"][:1] == ("parallel",):
+            # Both members of the int | "auto" union failed, or the range check did: one line.
+            lines.append(f"parallel: a number of executions at once (1 to 1000) or auto (given {err['input']!r})")
         elif err["type"] == "extra_forbidden":
             allowed = ", ".join(sorted(ComparisonSpec.model_fields))
             if err["loc"][0] == "budget":

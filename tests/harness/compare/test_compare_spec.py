@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from harness.compare import UNBOUNDED_TRIALS, load_comparison, split_strategy
+from harness.compare.execute import parallel_of
 from harness.errors import SpecError
 from harness.objectives import OBJECTIVES
 from harness.search import SCHEDULERS, SEARCHERS, STRATEGIES
@@ -59,6 +60,16 @@ def test_epoch_and_time_budgets_become_study_budgets(tmp_path: Path) -> None:
     assert (search.budget_epochs, search.num_trials, search.time_budget_s) == (20, 20, None)
     search = load_comparison(comparison(tmp_path, budget={"seconds": 2.5})).study_for("tpe", 0).search
     assert (search.time_budget_s, search.num_trials, search.budget_epochs) == (2.5, UNBOUNDED_TRIALS, None)
+
+
+def test_executions_at_once(tmp_path: Path) -> None:
+    """A number is taken as given (never more than there are executions); `auto` runs a
+    budget in seconds one at a time, since executions sharing CPUs would get unequal time."""
+    assert load_comparison(comparison(tmp_path)).parallel == "auto"
+    assert parallel_of(load_comparison(comparison(tmp_path, parallel=3)), 4) == 3
+    assert parallel_of(load_comparison(comparison(tmp_path, parallel=8)), 4) == 4
+    assert parallel_of(load_comparison(comparison(tmp_path, parallel=8)), 1) == 1
+    assert parallel_of(load_comparison(comparison(tmp_path, budget={"seconds": 5})), 4) == 1
 
 
 def test_strategy_names() -> None:
@@ -124,6 +135,8 @@ BAD = {
         },
         ["strategies[1] (grid): the grid has 12 points, more than budget.trials (8)"],
     ),
+    "no executions at once": ({"parallel": 0}, ["parallel: a number of executions at once (1 to 1000) or auto (given 0)"]),
+    "parallel as a word": ({"parallel": "many"}, ["parallel: a number of executions at once (1 to 1000) or auto (given 'many')"]),
     "a problem of the base study": (
         {"study": {**BRANIN, "train": {"max_epochs": 0}}},
         ["study.train.max_epochs: Input should be greater than or equal to 1 (given 0)"],
