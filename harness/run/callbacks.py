@@ -7,7 +7,9 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from harness.tracking import contract as c
-from harness.tracking.trials import ChildRuns
+from harness.tracking.trials import ChildRuns, config_json
+from harness.tracking.writer import writer
 
 
 def trial_epochs(trial: Trial) -> int:
@@ -35,9 +38,8 @@ def trial_error_text(trial: Trial) -> str:
     return trial.get_error() or "trial raised an error"
 
 
-def final_weight_histogram(trial: Trial) -> dict[str, list[float]] | None:
-    """The weight histogram saved beside the trial's latest checkpoint, if any."""
-    checkpoint = trial.checkpoint
+def final_weight_histogram(checkpoint: Any) -> dict[str, list[float]] | None:
+    """The weight histogram saved beside a trial's latest checkpoint, if any."""
     if checkpoint is None:
         return None
     try:
@@ -49,44 +51,74 @@ def final_weight_histogram(trial: Trial) -> dict[str, list[float]] | None:
 
 
 class MlflowTrialCallback(Callback):
-    """Mirrors every trial into an MLflow child run as Ray Tune reports it."""
+    """Mirrors every trial into an MLflow child run as Ray Tune reports it. The writes go to the
+    driver's MLflow writer process (`harness.tracking.writer`), so Tune's loop never waits for
+    the store; what a write needs of the trial is copied now, since Tune changes it later."""
 
     def __init__(self, runs: ChildRuns) -> None:
         self.runs = runs
+        self.key = ""
+        self.sent: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"runs": self.runs}  # Ray pickles callbacks into its experiment state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["runs"])  # type: ignore[misc]
 
     def setup(self, **info: Any) -> None:
-        self.runs.load_existing()
+        self.key, self.sent = uuid.uuid4().hex, set()
+        writer().open(self.key, self.runs.study, self.runs.scheduler)
+        writer().call(self.key, "load_existing")
+
+    def _config(self, trial: Trial) -> dict[str, Any]:
+        """The trial's configuration, its resolved spec sent along the first time it is seen
+        (the writer process has no study spec: it would need torch to build one)."""
+        config = dict(trial.config)
+        text = config_json(config)
+        if text not in self.sent:
+            self.sent.add(text)
+            specs = self.runs.specs
+            writer().spec(self.key, text, specs.trial_yaml(config), specs.trial_max_epochs(config))
+        return config
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.runs.ensure(trial.trial_id, trial.config, reopen=True)
+        writer().call(self.key, "ensure", trial.trial_id, self._config(trial), True)
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
-        self.runs.log_epoch(trial.trial_id, trial.config, result)
+        plain = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
+        writer().call(self.key, "log_epoch", trial.trial_id, self._config(trial), plain)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._log_histogram(trial)
-        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=None)
+        self._end(trial, error=None)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._log_histogram(trial)
-        self.runs.close(trial.trial_id, trial.config, trial_epochs(trial), error=trial_error_text(trial))
+        # Read now: Ray moves the error file from the trial's local folder to storage later.
+        self._end(trial, error=trial_error_text(trial))
 
-    def _log_histogram(self, trial: Trial) -> None:
-        histogram = final_weight_histogram(trial)
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        writer().flush()
+
+    def _end(self, trial: Trial, error: str | None) -> None:
+        config = self._config(trial)
+        writer().later(self._evidence, trial.trial_id, config, trial.checkpoint)
+        writer().call(self.key, "close", trial.trial_id, config, trial_epochs(trial), error)
+
+    def _evidence(self, trial_id: str, config: dict[str, Any], checkpoint: Any) -> None:
+        """The final weight histogram and a compression trial's shipped artifact, read from
+        beside the trial's final checkpoint (in the driver: the checkpoint may be remote)."""
+        histogram = final_weight_histogram(checkpoint)
         if histogram is not None:
-            self.runs.log_weight_histogram(trial.trial_id, trial.config, histogram)
-        self._log_compressed(trial)
-
-    def _log_compressed(self, trial: Trial) -> None:
-        """A compression trial's shipped artifact, from beside its final checkpoint."""
-        if trial.checkpoint is None:
+            writer().call(self.key, "log_weight_histogram", trial_id, config, histogram)
+        if checkpoint is None:
             return
         try:
-            with trial.checkpoint.as_directory() as folder:
+            with checkpoint.as_directory() as folder:
                 artifact = Path(folder) / c.COMPRESSED_DIR
                 if artifact.is_dir():
-                    run_id = self.runs.ensure(trial.trial_id, trial.config)
-                    self.runs.client.log_artifacts(run_id, str(artifact), c.COMPRESSED_DIR)
+                    copy = Path(tempfile.mkdtemp(prefix="harness-compressed-")) / c.COMPRESSED_DIR
+                    shutil.copytree(artifact, copy)
+                    writer().call(self.key, "log_artifacts", trial_id, config, str(copy), c.COMPRESSED_DIR, True)
         except OSError:
             pass  # evidence only: a missing checkpoint folder must not fail the study
 

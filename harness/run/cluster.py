@@ -194,6 +194,10 @@ def init_ray(address: str | None, verbose: bool | None = None) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # The harness draws its own progress view; Ray's console reporter would repeat it.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # MLflow holds every metric: of Ray Tune's own per-trial logs only result.json is kept (the
+    # Tuner adds its logger; finalize reconciles MLflow from it). The CSV copy and TensorBoard
+    # files cost a write, and TensorBoard an fsync, per result.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if ray.is_initialized():
         return
     quiet_ray(verbose)

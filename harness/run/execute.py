@@ -21,11 +21,13 @@ from harness.run.plan import StudyPlan
 from harness.run.tuner import build_tuner, make_trainable
 from harness.study import StudySpec
 from harness.tracking import contract as c
+from harness.tracking import writer as writes
 from harness.tracking.runs import StudyRun, client_for, finish_study_run, reopen_study_run, start_study_run
 from harness.tracking.store import check_store, check_writable
 from harness.tracking.trials import ChildRuns
 
 STATE_FILE = "harness_study.json"
+CLOSE_FLUSH_S = 60.0  # an exit waits this long at most for queued writes (the store may be gone)
 
 
 def run_study(
@@ -70,6 +72,7 @@ def run_study(
         action = None if refresh is None else (lambda: refresh(study))
         tuner = build_tuner(plan, study, storage, name, progress, prepared, action)
         results = tuner.fit()
+        writes.flush()  # every queued MLflow write is made before finalize reads the runs
     with _closed_on_exit(study, plan):  # a Ctrl-C while reconciling: `harness resume` finishes it
         return finalize(plan, study, path, results)
 
@@ -98,6 +101,7 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
             resume_unfinished=True, resume_errored=False,
         )
         results = tuner.fit()
+        writes.flush()
     with _closed_on_exit(study, plan):
         return finalize(plan, study, path, results)
 
@@ -126,6 +130,7 @@ def _closed_on_exit(study: StudyRun, plan: StudyPlan) -> Iterator[None]:
 def _close_all(study: StudyRun, plan: StudyPlan, status: str, error: BaseException | None) -> None:
     client = client_for(study.tracking_uri)
     try:
+        writes.flush(CLOSE_FLUSH_S)  # what the search queued, before its runs are closed
         runs = ChildRuns(study, plan, plan.scheduler_name)
         for trial_id in runs.run_ids():
             runs.suspend(trial_id, c.INTERRUPTED_REASON)

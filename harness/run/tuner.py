@@ -55,7 +55,10 @@ def build_tuner(
 
     spec = plan.spec
     searcher = plan.searcher
+    from ray.tune.logger import JsonLoggerCallback
+
     callbacks: list[Any] = [
+        JsonLoggerCallback(),  # each trial's result.json, which finalize reconciles MLflow from
         MlflowTrialCallback(ChildRuns(study, plan, plan.scheduler_name)),
         EndedTrialsCallback(storage / name),
         SigtermGuard(),

@@ -171,9 +171,9 @@ SEARCHERS.register("cmaes")(SearcherEntry(build=_optuna(_cmaes), needs_space=Tru
 
 
 def _nsga2(spec: StudySpec) -> Any:
-    import optuna
+    from harness.search.savable_samplers import SavableNSGAIISampler
 
-    return optuna.samplers.NSGAIISampler(seed=searcher_seed(spec))
+    return SavableNSGAIISampler(seed=searcher_seed(spec))
 
 
 SEARCHERS.register("nsga2")(

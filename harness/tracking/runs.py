@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 import harness
@@ -32,8 +33,10 @@ def is_local_store(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
 
 
+@functools.cache
 def environment_lock() -> str:
-    """Installed distributions as `name==version` lines, like `pip freeze`."""
+    """Installed distributions as `name==version` lines, like `pip freeze` (read once per
+    process: about 0.1 s, and what is installed does not change under a running driver)."""
     dists = {
         (d.metadata["Name"] or "").lower(): d.version
         for d in importlib.metadata.distributions()
@@ -140,11 +143,13 @@ def end_run(client: MlflowClient, run_id: str, status: str, reason: str | None =
     `only_if_running`, a run that has already ended keeps what it has. Returns whether it ended it."""
     if only_if_running and client.get_run(run_id).info.status != c.RUNNING:
         return False
-    client.set_tag(run_id, c.STATUS, status)
-    if reason is not None:
-        client.set_tag(run_id, c.STOP_REASON, reason[:5000])
+    tags = [RunTag(c.STATUS, status)] + ([RunTag(c.STOP_REASON, reason[:5000])] if reason is not None else [])
+    client.log_batch(run_id, tags=tags, synchronous=True)  # one store call for both tags
     client.set_terminated(run_id, status=status)
     return True
+
+
+PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
 
 
 def stamp() -> str:
@@ -175,9 +180,9 @@ def start_study_run(
     client = client_for(tracking_uri)
     try:
         describe_experiment(client, study.experiment_id, spec.description)
-        params = {k: v for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")}
-        for key, value in params.items():
-            client.log_param(study.parent_run_id, key, str(value)[:6000])
+        params = [Param(k, str(v)[:6000]) for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")]
+        for start in range(0, len(params), PARAMS_PER_BATCH):  # a store call per batch, not per param
+            client.log_batch(study.parent_run_id, params=params[start : start + PARAMS_PER_BATCH], synchronous=True)
         client.log_text(study.parent_run_id, spec.to_yaml(), c.SPEC_ARTIFACT)
         client.log_text(study.parent_run_id, environment_lock(), c.ENVIRONMENT_ARTIFACT)
     except BaseException as exc:  # a Ctrl-C or SIGTERM while it is being filled in

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -237,6 +238,15 @@ class ChildRuns:
                     f"trial {trial_id}: weights at the end",
                 )
                 self.client.log_artifact(run_id, str(png))
+
+    def log_artifacts(self, trial_id: str, config: dict[str, Any], folder: str, path: str, delete: bool = False) -> None:
+        """Log the files of `folder` under `path` of the trial's run; with `delete`, remove the
+        folder's parent afterwards (a copy made for this call)."""
+        try:
+            self.client.log_artifacts(self.ensure(trial_id, config), folder, path)
+        finally:
+            if delete:
+                shutil.rmtree(Path(folder).parent, ignore_errors=True)
 
     def _retire(self, trial_id: str, run_id: str) -> None:
         self.client.set_tag(run_id, c.TRIAL_ID, f"{trial_id}-unrecorded")

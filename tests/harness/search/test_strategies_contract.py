@@ -15,6 +15,7 @@ import pytest
 import ray
 from ray import tune
 from ray.tune.experiment import Experiment
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.search import Searcher
 
 from harness.errors import SpecError
@@ -101,6 +102,7 @@ def fit(spec: StudySpec, storage: Path) -> tuple[Any, Path]:
         run_config=tune.RunConfig(
             name="study",
             storage_path=str(storage),
+            callbacks=[JsonLoggerCallback()],  # the harness's Ray keeps only this per-trial log
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None if SCHEDULERS.get(scheduler_name).keeps_every_checkpoint else 1),
             verbose=0,
         ),
