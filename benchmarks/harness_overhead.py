@@ -72,14 +72,7 @@ def trainable(spec: Any) -> Any:
     return tune.with_resources(tune.with_parameters(trivial_trainable, epochs=spec.train.max_epochs), resources)
 
 
-class DiscardingWriter:
-    """A writer that makes no MLflow call: what the harness costs besides its child runs."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: True
-
-
-def harness_run(spec: Any, parts: list[dict[str, float]], in_loop: bool = False, no_child_runs: bool = False) -> Lap:
+def harness_run(spec: Any, parts: list[dict[str, float]], in_loop: bool = False) -> Lap:
     """`run_study` with the trivial trainable; its live view goes to a buffer (the one-line-per-
     trial form it takes when stdout is not a terminal). With `in_loop`, the MLflow writes are
     made where they are queued, inside Ray Tune's loop, as before the background writer."""
@@ -100,8 +93,6 @@ def harness_run(spec: Any, parts: list[dict[str, float]], in_loop: bool = False,
         )
     if in_loop:  # the calls made where they are queued; the writer process is left idle
         patches.append((writer, "_WRITER", writer.Writer(inline=True)))
-    if no_child_runs:
-        patches.append((writer, "_WRITER", DiscardingWriter()))
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, value in patches:
         setattr(owner, name, value)
@@ -113,7 +104,7 @@ def harness_run(spec: Any, parts: list[dict[str, float]], in_loop: bool = False,
     finally:
         for owner, name, value in originals:
             setattr(owner, name, value)
-    if outcome.counts["completed"] != spec.search.num_trials and not no_child_runs:
+    if outcome.counts["completed"] != spec.search.num_trials:
         raise RuntimeError(f"harness run finished {outcome.counts} trials, expected {spec.search.num_trials}")
     parts.append(timer.seconds)
     return lap
@@ -212,7 +203,6 @@ def main() -> None:
     variants = {
         "harness (`run_study`)": lambda: harness_run(spec, parts),
         "harness, MLflow writes inside Tune's loop (before)": lambda: harness_run(spec, in_loop, in_loop=True),
-        "harness without child runs (no trial written to MLflow)": lambda: harness_run(spec, [], no_child_runs=True),
         "bare `tune.Tuner`, harness's Tune settings": lambda: bare_run(spec, home / "bare", harness_settings=True),
         "bare `tune.Tuner`, Ray defaults": lambda: bare_run(spec, home / "bare", harness_settings=False),
     }

@@ -56,8 +56,12 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
     # out) get no run: a resume starts them and opens theirs; a spent budget never will.
     never_ran = {t.trial_id for t in trials if t.trial_id not in started and trial_epochs(t) == 0}
     trials = [t for t in trials if t.trial_id not in never_ran or (t.trial_id in ended and not exhausted)]
+    # One query for every run's status: a run the writer already closed needs no call of its own.
+    closed = {t for t, status in runs.statuses().items() if status != c.RUNNING}
     for trial in trials:
         runs.ensure_history(trial.trial_id, trial.config, _history(trial))
+        if trial.trial_id in ended and trial.trial_id in closed:
+            continue
         if trial.trial_id in ended:
             # Runs still open here were stopped by the budget (Ray reports no completion for them).
             open_before = exhausted and runs.client.get_run(runs.ensure(trial.trial_id, trial.config)).info.status

@@ -64,6 +64,9 @@ def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
+METRICS_PER_BATCH = 1000  # MLflow's limit on metrics in one log_batch
+
+
 class ChildRuns:
     """Creates, feeds and closes the child runs of one parent run; idempotent, so that a
     resumed study continues each trial's run instead of opening a second one."""
@@ -75,6 +78,8 @@ class ChildRuns:
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
         self._configs: dict[str, str] = {}  # run id -> configuration last recorded
         self._seen: set[str] = set()  # trials this driver has started or continued
+        self._open: set[str] = set()  # runs this instance made RUNNING and has not closed
+        self._early_stop: dict[str, str] = {}  # run id -> early-stop reason this instance logged
         self._loaded = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -126,6 +131,9 @@ class ChildRuns:
                 if run.info.status != c.RUNNING:
                     self.client.update_run(run_id, status=c.RUNNING)
                     self.client.set_tag(run_id, c.STATUS, c.RUNNING)
+                if run.data.tags.get(c.EARLY_STOP):
+                    self._early_stop[run_id] = run.data.tags[c.EARLY_STOP]
+                self._open.add(run_id)
                 return run_id
             # A killed driver started this trial after Ray last saved the study's state; the
             # resumed search drew the same id for a different configuration. Keep the old run
@@ -147,6 +155,7 @@ class ChildRuns:
         self._seen.add(trial_id)
         self._configs[run_id] = config_json(config)
         self._last_step[run_id] = 0
+        self._open.add(run_id)
         self.client.log_batch(
             run_id, params=[_param(k, v) for k, v in config.items()], synchronous=True
         )
@@ -154,45 +163,64 @@ class ChildRuns:
         return run_id
 
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
-        run_id = self.ensure(trial_id, config)
-        step = int(result.get(c.EPOCH, result.get("training_iteration", 0)))
-        if step <= self._last_step.get(run_id, 0):
-            return  # already logged before a driver restart
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(key, value if math.isfinite(value) else float("nan"), now, step)
-            for key, value in numeric_metrics(result).items()
-        ]
-        metrics.append(Metric(c.EPOCH, float(step), now, step))
-        # Where the trial ran (Ray node, torch device): tagged once, from its first epoch.
-        tags = [RunTag(key, str(result[key])) for key in (c.NODE_ID, c.DEVICE) if key in result and step == 1]
-        if result.get("stop_reason"):
-            tags.append(RunTag(c.EARLY_STOP, str(result["stop_reason"])[:5000]))
-        current = config_json(config)
-        if self._configs.get(run_id, current) != current:
-            # PBT changed the trial's hyperparameters: params are immutable in MLflow, so the
-            # live configuration is a tag and each numeric value a `config/...` curve.
-            tags.append(RunTag(c.CONFIG, current))
+        self.log_epochs(trial_id, [(config, result)])
+
+    def log_epochs(self, trial_id: str, reports: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Log epoch reports of one trial, each a (configuration, result), in as few store calls
+        as MLflow's batch limits allow; epochs already logged (before a driver restart) are skipped."""
+        if not reports:
+            return
+        run_id = self.ensure(trial_id, reports[0][0])
+        metrics: list[Metric] = []
+        tags: dict[str, RunTag] = {}
+        last = self._last_step.get(run_id, 0)
+        for config, result in reports:
+            step = int(result.get(c.EPOCH, result.get("training_iteration", 0)))
+            if step <= last:
+                continue
+            last = step
+            now = int(time.time() * 1000)
             metrics += [
-                Metric(f"{c.CONFIG_PREFIX}{key}", float(value), now, step)
-                for key, value in config.items()
-                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                Metric(key, value if math.isfinite(value) else float("nan"), now, step)
+                for key, value in numeric_metrics(result).items()
             ]
-            self._configs[run_id] = current
-        self.client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
-        self._last_step[run_id] = step
+            metrics.append(Metric(c.EPOCH, float(step), now, step))
+            # Where the trial ran (Ray node, torch device): tagged once, from its first epoch.
+            for key in (c.NODE_ID, c.DEVICE):
+                if key in result and step == 1:
+                    tags[key] = RunTag(key, str(result[key]))
+            if result.get("stop_reason"):
+                tags[c.EARLY_STOP] = RunTag(c.EARLY_STOP, str(result["stop_reason"])[:5000])
+                self._early_stop[run_id] = tags[c.EARLY_STOP].value
+            current = config_json(config)
+            if self._configs.get(run_id, current) != current:
+                # PBT changed the trial's hyperparameters: params are immutable in MLflow, so the
+                # live configuration is a tag and each numeric value a `config/...` curve.
+                tags[c.CONFIG] = RunTag(c.CONFIG, current)
+                metrics += [
+                    Metric(f"{c.CONFIG_PREFIX}{key}", float(value), now, step)
+                    for key, value in config.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)
+                ]
+                self._configs[run_id] = current
+        if not metrics:
+            return
+        batches = [metrics[i : i + METRICS_PER_BATCH] for i in range(0, len(metrics), METRICS_PER_BATCH)]
+        for i, batch in enumerate(batches):
+            self.client.log_batch(run_id, metrics=batch, tags=list(tags.values()) if i == 0 else [], synchronous=True)
+        self._last_step[run_id] = last
 
     def ensure_history(self, trial_id: str, config: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         """Log whatever epochs of `rows` the run lacks (events a killed driver never saw)."""
         self.ensure(trial_id, config)
-        for row in rows:
-            self.log_epoch(trial_id, config, row)
+        self.log_epochs(trial_id, [(config, row) for row in rows])
 
     def suspend(self, trial_id: str, reason: str) -> None:
         """Close the run of a trial the driver left unfinished; a resume reopens it."""
         run_id = self._runs.get(trial_id)
         if run_id is not None:
             end_run(self.client, run_id, c.KILLED, reason, only_if_running=True)
+            self._open.discard(run_id)
 
     def statuses(self) -> dict[str, str]:
         """Trial id -> MLflow status of every trial run of the parent (not its teacher run)."""
@@ -210,19 +238,22 @@ class ChildRuns:
         `cut_reason` names what stopped an unfinished trial instead of the scheduler (the study's
         budget). A run that is already closed keeps what it has."""
         run_id = self.ensure(trial_id, config)
-        run = self.client.get_run(run_id)
-        current = run.info.status
-        if current != c.RUNNING:
-            return current
+        if run_id in self._open:  # opened by this instance: its status and tags are known here
+            early_stop = self._early_stop.get(run_id)
+        else:
+            run = self.client.get_run(run_id)
+            if run.info.status != c.RUNNING:
+                return run.info.status
+            early_stop = run.data.tags.get(c.EARLY_STOP)
         max_epochs = self.specs.trial_max_epochs(config)
         error_text = error_reason(error) if error else None
-        early_stop = run.data.tags.get(c.EARLY_STOP)
         status, reason = trial_outcome(epochs, max_epochs, error_text, self.scheduler, early_stop)
         if cut_reason and status == c.KILLED:
             reason = f"{cut_reason} after {epochs}/{max_epochs} epochs"
         if error:
             self.client.log_text(run_id, str(error), c.ERROR_ARTIFACT)
         end_run(self.client, run_id, status, reason)
+        self._open.discard(run_id)
         return status
 
     def log_weight_histogram(self, trial_id: str, config: dict[str, Any], histogram: dict[str, list[float]]) -> None:
@@ -253,6 +284,7 @@ class ChildRuns:
         if not end_run(self.client, run_id, c.KILLED, c.ORPHAN_REASON, only_if_running=True):
             # Already ended: it still records why it was set aside.
             self.client.set_tag(run_id, c.STOP_REASON, c.ORPHAN_REASON)
+        self._open.discard(run_id)
         del self._runs[trial_id]
 
     def close_orphans(self, known: set[str]) -> int:
@@ -262,6 +294,7 @@ class ChildRuns:
             if trial_id in known:
                 continue
             closed += end_run(self.client, run_id, c.KILLED, c.ORPHAN_REASON, only_if_running=True)
+            self._open.discard(run_id)
         return closed
 
 

@@ -31,6 +31,7 @@ import atexit
 import os
 import pickle
 import queue
+import select
 import signal
 import struct
 import subprocess
@@ -44,6 +45,7 @@ from harness.tracking.runs import StudyRun
 from harness.tracking.trials import ChildRuns, config_json
 
 FLUSH_AT_EXIT_S = 60.0
+BATCH_S = 0.5  # how long the writer process holds epoch reports to write them together
 _HEADER = struct.Struct("!I")
 
 
@@ -234,10 +236,60 @@ def flush(timeout_s: float | None = None) -> bool:
     return _WRITER.flush(timeout_s) if _WRITER is not None else True
 
 
-def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """The writer process: make each call as it comes, answer flushes, end with the pipe."""
-    executor = Executor()
-    while (message := read_message(stdin)) is not None:
+class Reader:
+    """Messages from the driver's pipe, with a timeout (the pipe's file descriptor, unbuffered)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer = fd, bytearray()
+
+    def next(self, timeout_s: float | None) -> tuple[Any, ...] | None:
+        """The next message; None when `timeout_s` passes first; EOFError when the pipe closed."""
+        while True:
+            if len(self.buffer) >= _HEADER.size:
+                size = _HEADER.unpack_from(self.buffer)[0]
+                if len(self.buffer) >= _HEADER.size + size:
+                    message = pickle.loads(bytes(self.buffer[_HEADER.size : _HEADER.size + size]))
+                    del self.buffer[: _HEADER.size + size]
+                    return message
+            if not select.select([self.fd], [], [], timeout_s)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+
+
+def serve(stdin_fd: int, stdout: IO[bytes]) -> None:
+    """The writer process: make each call as it comes, answer flushes, end with the pipe.
+
+    Epoch reports are held for up to `BATCH_S` and written one batch per trial: a trial's
+    epochs are one store call instead of one each (a flush, or any other call, writes them at
+    once, so the order of every trial's calls is kept)."""
+    executor, reader = Executor(), Reader(stdin_fd)
+    pending: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    deadline = 0.0
+
+    def write_pending() -> None:
+        for (key, trial_id), reports in pending.items():
+            executor.handle(("call", key, "log_epochs", (trial_id, reports)))
+        pending.clear()
+
+    while True:
+        try:
+            message = reader.next(max(0.0, deadline - time.monotonic()) if pending else None)
+        except EOFError:
+            write_pending()
+            return
+        if message is None:
+            write_pending()
+            continue
+        if message[0] == "call" and message[2] == "log_epoch":
+            trial_id, config, result = message[3]
+            if not pending:
+                deadline = time.monotonic() + BATCH_S
+            pending.setdefault((message[1], trial_id), []).append((config, result))
+            continue
+        write_pending()
         if message[0] == "flush":
             write_message(stdout, ("flushed", message[1]))
             stdout.flush()
@@ -251,4 +303,4 @@ if __name__ == "__main__":
     # The pipe to the driver is for answers only: anything printed goes to stderr instead.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, answers)
+    serve(sys.stdin.fileno(), answers)
