@@ -84,7 +84,7 @@ def harness_run(spec: Any, parts: list[dict[str, float]], in_loop: bool = False)
         (tuner, "make_trainable", lambda plan, prepared=None: trainable(plan.spec)),
         (execute, "start_study_run", timer.wrap("parent run", execute.start_study_run)),
         (execute, "finalize", timer.wrap("finalize", execute.finalize)),
-        (writer, "flush", timer.wrap("flush", writer.flush)),
+        (writer.Writer, "flush", timer.wrap("flush", writer.Writer.flush)),
         (callbacks.ProgressCallback, "on_step_end", timer.wrap("progress", callbacks.ProgressCallback.on_step_end)),
     ]
     for hook in ("on_trial_start", "on_trial_result", "on_trial_complete"):

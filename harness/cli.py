@@ -137,6 +137,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.compare import load_comparison, run_comparison
 
     spec = load_comparison(path)  # every derived study is checked before anything starts
+    if args.parallel is not None:
+        if not 1 <= args.parallel <= 1000:
+            raise SpecError(f"--parallel: between 1 and 1000 (given {args.parallel})")
+        spec = spec.model_copy(update={"parallel": args.parallel})
 
     def announce(folder: Any) -> None:
         print(f"comparison folder: {folder}\n(if the driver stops, continue with: harness resume {folder})", flush=True)
@@ -527,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="compare search strategies over seeds on one budget")
     study_file(p, "comparison")
+    p.add_argument("--parallel", type=int, metavar="N",
+                   help="executions at once, each in a driver process of its own (default: the file's `parallel`, else auto)")
     run_args(p, home / "compare")
     p.set_defaults(func=cmd_compare)
 

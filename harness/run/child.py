@@ -1,9 +1,11 @@
-"""`python -m harness.run.child JOB_FILE`: one study execution for a pool (`harness.run.pool`).
+"""`python -m harness.run.child POOL_PID`: a driver process of a pool (`harness.run.pool`).
 
-Reads the job, joins the Ray cluster the pool is connected to, runs or resumes the study, and
-leaves two small files beside the job: the announcement (study folder and MLflow run, written
-as soon as they exist) and the result. Exit 0 when the execution completed, 130 when it was
-stopped (its state is saved; the pool's caller resumes it), 1 with a traceback on an error.
+Reads job files from stdin, one path per line, and runs each (a study execution, new or
+resumed) in turn on the Ray cluster the pool is connected to; stdin closed: done. For each job
+it prints a marker line with the job's key (the pool files the output that follows in that
+job's log) and leaves two small files beside the job: the announcement (study folder and MLflow
+run, written as soon as they exist) and the result (written last: the pool takes it as the end
+of the job). Exit 0 when stdin closed, 130 when stopped while idle.
 """
 
 from __future__ import annotations
@@ -32,19 +34,34 @@ def _die_with(parent_pid: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from harness.run.pool import ANNOUNCED, JOB, RESULT, JobResult, read_json, write_json
+    from harness.run.pool import ANNOUNCED, JOB, JOB_MARK, RESULT, JobResult, read_json, write_json
 
-    job_file = Path(argv[0])
-    job: dict[str, Any] = read_json(job_file) or {}
-    _die_with(job["parent_pid"])
-    base = job_file.with_name(job_file.name.removesuffix(JOB))
-    try:
-        return _execute(job, base)
-    except KeyboardInterrupt:  # at any moment, even while importing: a stop, not a failure
-        announced = read_json(Path(f"{base}{ANNOUNCED}")) or {}
-        result = JobResult(job["key"], announced.get("folder"), announced.get("run_id"), interrupted=True)
-        write_json(Path(f"{base}{RESULT}"), asdict(result))
-        return 130
+    _die_with(int(argv[0]))
+    while True:
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            return 130
+        if not line:
+            return 0
+        job_file = Path(line.strip())
+        job: dict[str, Any] = read_json(job_file) or {}
+        base = job_file.with_name(job_file.name.removesuffix(JOB))
+        print(f"{JOB_MARK}{job['key']}", flush=True)
+        try:
+            _execute(job, base)
+        except KeyboardInterrupt:  # at any moment, even while importing: a stop, not a failure
+            announced = read_json(Path(f"{base}{ANNOUNCED}")) or {}
+            result = JobResult(job["key"], announced.get("folder"), announced.get("run_id"), interrupted=True)
+            write_json(Path(f"{base}{RESULT}"), asdict(result))
+        except Exception as exc:
+            import traceback
+
+            traceback.print_exc()
+            announced = read_json(Path(f"{base}{ANNOUNCED}")) or {}
+            error = f"{type(exc).__name__}: {exc} (log {base}.log)"
+            result = JobResult(job["key"], announced.get("folder"), announced.get("run_id"), error=error)
+            write_json(Path(f"{base}{RESULT}"), asdict(result))
 
 
 def _execute(job: dict[str, Any], base: Path) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ANNOUNCED, RESULT, JOB, LOG = ".announced.json", ".result.json", ".job.json", ".log"
+JOB_MARK = "@@harness-job "  # a child prints it, with the job's key, as a job starts
 INTERRUPTED_EXIT = 130
 POLL_S = 0.2
 
@@ -76,11 +77,12 @@ def auto_parallel(executions: int, cpus_per_trial: float, max_concurrent_trials:
 
 
 class _Stop:
-    """Ctrl-C or SIGTERM for the whole pool: stop launching, forward SIGINT to every child."""
+    """Ctrl-C or SIGTERM for the whole pool: stop launching, forward SIGINT to every child
+    that is running an execution."""
 
     def __init__(self) -> None:
         self.requested = 0
-        self.children: list[subprocess.Popen[str]] = []
+        self.children: list[_Child] = []
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.requested += 1
@@ -88,58 +90,96 @@ class _Stop:
             print("stopping: each running execution saves its state (Ctrl-C again to stop at once)",
                   file=sys.stderr, flush=True)  # fmt: skip
         for child in self.children:
-            if child.poll() is None:
+            if child.job is not None and child.process.poll() is None:
                 try:
-                    child.send_signal(signal.SIGINT)
+                    child.process.send_signal(signal.SIGINT)
                 except ProcessLookupError:
                     pass
 
 
 class _Child:
-    """A running job: its process, the thread copying its output, whether it has announced."""
+    """A driver process that runs the executions it is given, one after another: the imports
+    and the connection to Ray (seconds) are paid once per process, not once per execution.
+    Jobs go down its stdin, one job file per line; its output comes back through a thread that
+    files each line in the log of the job that printed it (the child marks where a job starts)."""
 
-    def __init__(self, job: Job, folder: Path, address: str, echo: Callable[[str], None] | None) -> None:
-        self.job, self.folder, self.announced = job, folder, False
-        job_file = folder / f"{job.key}{JOB}"
-        for stale in (ANNOUNCED, RESULT):
-            (folder / f"{job.key}{stale}").unlink(missing_ok=True)
-        job_file.write_text(json.dumps({**asdict(job), "address": address, "parent_pid": os.getpid()}))
+    def __init__(self, folder: Path, address: str, echo: Callable[[str], None] | None) -> None:
+        self.folder, self.address, self.echo = folder, address, echo
+        self.job: Job | None = None
+        self.announced = False
+        self.labels: dict[str, str] = {}
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # Its own session: a terminal's Ctrl-C reaches the pool only, which forwards it once.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.run.child", str(job_file)], env=env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            [sys.executable, "-m", "harness.run.child", str(os.getpid())], env=env, start_new_session=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         )  # fmt: skip
-        self.log = folder / f"{job.key}{LOG}"
-        self.thread = threading.Thread(target=self._copy, args=(echo,), daemon=True)
+        self.thread = threading.Thread(target=self._copy, daemon=True)
         self.thread.start()
 
-    def _copy(self, echo: Callable[[str], None] | None) -> None:
+    def assign(self, job: Job) -> None:
+        self.job, self.announced = job, False
+        self.labels[job.key] = job.label
+        for stale in (ANNOUNCED, RESULT):
+            (self.folder / f"{job.key}{stale}").unlink(missing_ok=True)
+        job_file = self.folder / f"{job.key}{JOB}"
+        job_file.write_text(json.dumps({**asdict(job), "address": self.address}))
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{job_file}\n")
+        self.process.stdin.flush()
+
+    def release(self) -> None:
+        """No more jobs: the child ends once its current one has."""
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        except OSError:
+            pass
+
+    def _copy(self) -> None:
         assert self.process.stdout is not None
-        with self.log.open("a") as log:
-            for line in self.process.stdout:
+        key, log = None, None
+        for line in self.process.stdout:
+            if line.startswith(JOB_MARK):
+                key = line[len(JOB_MARK) :].strip()
+                if log is not None:
+                    log.close()
+                log = (self.folder / f"{key}{LOG}").open("a")
+                continue
+            if log is not None:
                 log.write(line)
                 log.flush()
-                if echo is not None:
-                    echo(f"{self.job.label} | {line.rstrip()}")
+            if self.echo is not None:
+                self.echo(f"{self.labels.get(key or '', 'driver')} | {line.rstrip()}")
+        if log is not None:
+            log.close()
 
     def announcement(self) -> dict[str, str] | None:
-        return read_json(self.folder / f"{self.job.key}{ANNOUNCED}")
+        return None if self.job is None else read_json(self.folder / f"{self.job.key}{ANNOUNCED}")
 
-    def result(self, stopping: bool) -> JobResult:
-        """What the child wrote, or, when it wrote nothing, what its exit says (a child stopped
-        by the pool before it could write counts as stopped, not failed)."""
+    def finished(self) -> JobResult | None:
+        """The current job's result once the child wrote it (the child then takes the next)."""
+        if self.job is None:
+            return None
+        raw = read_json(self.folder / f"{self.job.key}{RESULT}")
+        return None if raw is None else JobResult(**raw)
+
+    def died(self, stopping: bool) -> JobResult:
+        """The current job's result when the child ended without writing one: what its exit
+        says (a child stopped by the pool before it could write counts as stopped)."""
+        assert self.job is not None
         self.thread.join(timeout=10)
         raw = read_json(self.folder / f"{self.job.key}{RESULT}")
         if raw is not None:
             return JobResult(**raw)
         announced = self.announcement() or {}
-        tail = self.log.read_text()[-3000:] if self.log.is_file() else ""
+        log = self.folder / f"{self.job.key}{LOG}"
+        tail = log.read_text()[-3000:] if log.is_file() else ""
         code = self.process.returncode
         return JobResult(
             self.job.key, announced.get("folder"), announced.get("run_id"),
             interrupted=stopping or code in (INTERRUPTED_EXIT, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL),
-            error=f"the execution's driver ended with exit code {code} (log {self.log}):\n{tail}",
+            error=f"the execution's driver ended with exit code {code} (log {log}):\n{tail}",
         )  # fmt: skip
 
 
@@ -166,55 +206,70 @@ def run_jobs(
     on_done: Callable[[Job, JobResult], None] = lambda job, result: None,
     echo: Callable[[str], None] | None = print,
 ) -> bool:
-    """Run `jobs` in order, `parallel` at a time, on the Ray cluster this process is connected
-    to; `on_announce(job, study_folder, run_id)` as soon as a child's execution exists,
-    `on_done(job, result)` when it ends. Returns True when a Ctrl-C or SIGTERM stopped the pool
-    (running children were stopped and said so in their results; the rest never started)."""
+    """Run `jobs` in order, `parallel` at a time, in at most `parallel` driver processes on the
+    Ray cluster this process is connected to; `on_announce(job, study_folder, run_id)` as soon as
+    an execution exists, `on_done(job, result)` when it ends. Returns True when a Ctrl-C or
+    SIGTERM stopped the pool (running executions were stopped and said so in their results; the
+    rest never started)."""
     import ray
 
     from harness.run import signals  # imports Ray: not at module level, which a child reads first
 
     address = ray.get_runtime_context().gcs_address
     folder.mkdir(parents=True, exist_ok=True)
-    pending, running = list(jobs), []
+    pending = list(jobs)
     stop = _Stop()
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, stop) if main else None
+    children = stop.children
     try:
-        while pending or running:
-            while pending and len(running) < parallel and not stop.requested:
-                job = pending.pop(0)
-                on_start(job)
-                child = _Child(job, folder, address, echo)
-                stop.children.append(child.process)
-                running.append(child)
-            if stop.requested and not running:
+        while pending or any(child.job is not None for child in children):
+            if not stop.requested:
+                while pending and len(children) < min(parallel, len(pending) + sum(c.job is not None for c in children)):
+                    children.append(_Child(folder, address, echo))
+                for child in children:
+                    if child.job is None and pending and child.process.poll() is None:
+                        on_start(pending[0])
+                        child.assign(pending.pop(0))
+            elif not any(child.job is not None for child in children):
                 break
             time.sleep(POLL_S)
             if main:
                 signals.rearm()  # Ray may have put its own SIGTERM handler back
-            for child in list(running):
+            for child in list(children):
+                job = child.job
+                if job is None:
+                    if child.process.poll() is not None or stop.requested or not pending:
+                        child.release()
+                        if child.process.poll() is not None:
+                            children.remove(child)
+                    continue
                 if not child.announced and (announced := child.announcement()) is not None:
                     child.announced = True
-                    on_announce(child.job, announced["folder"], announced["run_id"])
-                if child.process.poll() is None:
+                    on_announce(job, announced["folder"], announced["run_id"])
+                result = child.finished()
+                if result is None and child.process.poll() is not None:
+                    result = child.died(bool(stop.requested))
+                    children.remove(child)  # a fresh process takes the next job
+                if result is None:
                     continue
-                running.remove(child)
-                result = child.result(bool(stop.requested))
+                child.job = None
                 if not child.announced and result.folder and result.run_id:
-                    on_announce(child.job, result.folder, result.run_id)
-                on_done(child.job, result)
+                    on_announce(job, result.folder, result.run_id)
+                on_done(job, result)
     except BaseException:
-        for child in running:  # the caller is going away: so do its executions, cleanly
-            if child.process.poll() is None:
+        for child in children:  # the caller is going away: so do its executions, cleanly
+            if child.job is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGINT)
-        for child in running:
+        raise
+    finally:
+        for child in children:
+            child.release()
+        for child in children:
             try:
                 child.process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 child.process.kill()
-        raise
-    finally:
         if main:
             signal.signal(signal.SIGINT, previous)
     return bool(stop.requested)

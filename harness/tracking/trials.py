@@ -159,8 +159,20 @@ class ChildRuns:
         self.client.log_batch(
             run_id, params=[_param(k, v) for k, v in config.items()], synchronous=True
         )
-        self.client.log_text(run_id, self.specs.trial_yaml(config), c.TRIAL_SPEC_ARTIFACT)
+        self._log_text(run.info.artifact_uri, self.specs.trial_yaml(config), c.TRIAL_SPEC_ARTIFACT)
         return run_id
+
+    def _log_text(self, artifact_uri: str, text: str, name: str) -> None:
+        """`log_text` into a run whose artifact location is known (a new run's), without the
+        read of the run MLflow's client makes to find it (a third of a new run's store time)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repository = get_artifact_repository(artifact_uri, tracking_uri=self.study.tracking_uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(name).name
+            path.write_text(text)
+            folder = str(Path(name).parent)
+            repository.log_artifact(str(path), None if folder == "." else folder)
 
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
         self.log_epochs(trial_id, [(config, result)])

@@ -46,9 +46,10 @@ def write_comparison(folder: Path, name: str, parallel: int) -> Path:
     return path
 
 
-def children_of(folder: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "harness.run.child"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(folder) in line]
+def children_of(pool_pid: int) -> list[str]:
+    """The execution driver processes of the comparison whose process is `pool_pid`."""
+    out = subprocess.run(["pgrep", "-af", f"harness.run.child {pool_pid}"], capture_output=True, text=True).stdout
+    return out.splitlines()
 
 
 def trial_values(report: Path) -> pd.DataFrame:
@@ -66,7 +67,7 @@ def test_concurrent_comparison_killed_resumed_equals_sequential(
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         folder = wait_for_a_finished_execution(storage, proc)
-        assert children_of(folder), "no execution was running in a driver of its own"
+        assert children_of(proc.pid), "no execution was running in a driver of its own"
         proc.send_signal(signal.SIGKILL)  # the comparison's driver only: its children follow it
         proc.communicate(timeout=60)
     finally:
@@ -75,9 +76,9 @@ def test_concurrent_comparison_killed_resumed_equals_sequential(
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 30
-    while children_of(folder) and time.monotonic() < deadline:
+    while children_of(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not children_of(folder), "an execution's driver outlived the comparison"
+    assert not children_of(proc.pid), "an execution's driver outlived the comparison"
 
     result = run_cli("resume", str(folder))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
