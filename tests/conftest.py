@@ -39,11 +39,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real MLflow tracking server subprocess on 127.0.0.1; yields its URI."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
+def start_mlflow_server(root: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """A real MLflow tracking server subprocess on 127.0.0.1:`port` with its store in `root`
+    (started again on the same `root`, it serves the same runs); returns it and its URI once
+    it answers."""
+    root.mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).parent / "mlflow"
     proc = subprocess.Popen(
         [
@@ -53,7 +53,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=open(root / "server.log", "w"),
+        stdout=open(root / "server.log", "a"),
         stderr=subprocess.STDOUT,
     )
     uri = f"http://127.0.0.1:{port}"
@@ -62,19 +62,30 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
                 if response.status == 200:
-                    break
+                    return proc, uri
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    yield uri
+
+
+def stop_mlflow_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real MLflow tracking server subprocess on 127.0.0.1; yields its URI."""
+    proc, uri = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), free_port())
+    yield uri
+    stop_mlflow_server(proc)
 
 
 @pytest.fixture

@@ -207,6 +207,29 @@ def delete_older_checkpoints(keep: Path) -> None:
 ENDED_FILE = "ended_trials.json"
 
 
+class EndedTrials:
+    """Which trials had ended at the end of the last loop step. Updated at every step in time
+    proportional to the trials still open, not to all the study's trials (a study of thousands
+    would pay that at every step): Ray Tune's trial list only grows, and a trial that has ended
+    stays ended within one run of the loop."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self._seen = 0
+        self._open: list[Trial] = []
+
+    def update(self, trials: list[Trial]) -> list[Trial]:
+        """Take the step's trials; return those that ended since the last step."""
+        if len(trials) > self._seen:
+            self._open += trials[self._seen :]
+            self._seen = len(trials)
+        ended = [t for t in self._open if t.is_finished()]
+        if ended:
+            self.ids.update(t.trial_id for t in ended)
+            self._open = [t for t in self._open if t.trial_id not in self.ids]
+        return ended
+
+
 class EndedTrialsCallback(Callback):
     """Writes which trials had ended when the tuning loop stopped, into the study folder.
 
@@ -218,15 +241,21 @@ class EndedTrialsCallback(Callback):
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.ended: list[str] = []
+        self.ended = EndedTrials()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"folder": self.folder}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["folder"])  # type: ignore[misc]
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        self.ended = [t.trial_id for t in trials if t.is_finished()]
+        self.ended.update(trials)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         if self.folder.is_dir():
             partial = self.folder / f".{ENDED_FILE}.tmp"
-            partial.write_text(json.dumps(self.ended))
+            partial.write_text(json.dumps(sorted(self.ended.ids)))
             partial.replace(self.folder / ENDED_FILE)
 
 
@@ -255,7 +284,11 @@ class ProgressCallback(Callback):
         self._last_draw = 0.0
         self._start: float | None = None
         self._reported: set[str] = set()
-        self._ended: set[str] = set()  # trials that had ended at the end of the last loop step
+        self._tracker = EndedTrials()
+        self._ended: set[str] = self._tracker.ids  # trials that had ended at the end of the last loop step
+        # Each trial's latest (epoch, metric value), kept from its results: Ray's `last_result`
+        # property copies the result at every read, and the view reads every trial often.
+        self._last: dict[str, tuple[int, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         keys = ("metric", "mode", "max_epochs", "total", "budget_epochs", "budget_seconds")
@@ -271,10 +304,20 @@ class ProgressCallback(Callback):
             self._start = time.monotonic()
         return time.monotonic() - self._start
 
+    def latest(self, trial: Trial) -> tuple[int, Any]:
+        """(epoch, metric value) of the trial's latest result (0, None before its first)."""
+        known = self._last.get(trial.trial_id)
+        if known is None:
+            result = trial.last_result or {}
+            known = (int(result.get(c.EPOCH, 0)), result.get(self.metric))
+            if result:  # a trial restored with results; one still pending is read again later
+                self._last[trial.trial_id] = known
+        return known
+
     def best(self, trials: list[Trial]) -> tuple[float | None, Trial | None]:
         best, best_trial = None, None
         for trial in trials:
-            value = (trial.last_result or {}).get(self.metric)
+            value = self.latest(trial)[1]
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 continue
             if best is None or (value < best if self.mode == "min" else value > best):
@@ -290,7 +333,7 @@ class ProgressCallback(Callback):
                 if final and trial.trial_id not in self._ended:
                     counts["interrupted"] = counts.get("interrupted", 0) + 1
                 else:
-                    counts["done" if trial_epochs(trial) >= self.max_epochs else "stopped early"] += 1
+                    counts["done" if self.latest(trial)[0] >= self.max_epochs else "stopped early"] += 1
             elif trial.status == Trial.ERROR:
                 counts["failed"] += 1
             elif trial.status == Trial.RUNNING:
@@ -302,7 +345,7 @@ class ProgressCallback(Callback):
     def progress(self, trials: list[Trial]) -> tuple[float, float, str]:
         """(spent, of, unit): epochs or seconds of the study's budget, else finished trials."""
         if self.budget_epochs is not None:
-            return float(sum(trial_epochs(t) for t in trials)), float(self.budget_epochs), "epochs"
+            return float(sum(self.latest(t)[0] for t in trials)), float(self.budget_epochs), "epochs"
         if self.budget_seconds is not None:
             return min(self.elapsed(), self.budget_seconds), self.budget_seconds, "s"
         finished = sum(t.status in (Trial.TERMINATED, Trial.ERROR) for t in trials)
@@ -346,9 +389,9 @@ class ProgressCallback(Callback):
         for column in ("running trial", "epoch", self.metric, "params"):
             table.add_column(column)
         for trial in running:
-            value = (trial.last_result or {}).get(self.metric)
+            value = self.latest(trial)[1]
             table.add_row(
-                trial.trial_id, f"{trial_epochs(trial)}/{self.max_epochs}",
+                trial.trial_id, f"{self.latest(trial)[0]}/{self.max_epochs}",
                 "-" if not isinstance(value, (int, float)) else f"{value:.4f}", self.params(trial),
             )
         parts: list[Any] = [
@@ -365,8 +408,11 @@ class ProgressCallback(Callback):
     def setup(self, **info: Any) -> None:
         self._start = time.monotonic()
 
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        self._last[trial.trial_id] = (int(result.get(c.EPOCH, 0)), result.get(self.metric))
+
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        self._ended = {t.trial_id for t in trials if t.is_finished()}
+        ended_now = self._tracker.update(trials)
         if sys.stdout.isatty():
             now = time.monotonic()
             if now - self._last_draw < 0.25:
@@ -379,16 +425,16 @@ class ProgressCallback(Callback):
                 self._live.start()
             self._live.update(self._render(trials))
             return
-        for trial in trials:
-            if trial.trial_id in self._ended and trial.trial_id not in self._reported:
+        for trial in ended_now:
+            if trial.trial_id not in self._reported:
                 self._reported.add(trial.trial_id)
-                value = (trial.last_result or {}).get(self.metric)
+                epochs, value = self.latest(trial)
                 shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
                 spent, of, unit = self.progress(trials)
                 counts = self.counts(trials)
                 print(
                     f"[{unit} {spent:.0f}/{of:.0f}] trial {trial.trial_id} "
-                    f"{'failed' if trial.status == Trial.ERROR else 'ended'} after {trial_epochs(trial)} epochs "
+                    f"{'failed' if trial.status == Trial.ERROR else 'ended'} after {epochs} epochs "
                     f"({self.metric} {shown}); " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
                     + f"; {self.headline(trials)}",
                     flush=True,

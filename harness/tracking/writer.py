@@ -45,7 +45,7 @@ from harness.tracking.runs import StudyRun
 from harness.tracking.trials import ChildRuns, config_json
 
 FLUSH_AT_EXIT_S = 60.0
-BATCH_S = 0.5  # how long the writer process holds epoch reports to write them together
+BATCH_S = 0.05  # how long the writer process holds epoch reports to write them together
 _HEADER = struct.Struct("!I")
 
 
