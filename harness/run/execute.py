@@ -103,7 +103,7 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
         results = tuner.fit()
         writes.flush()
     with _closed_on_exit(study, plan):
-        return finalize(plan, study, path, results)
+        return finalize(plan, study, path, results, resumed=True)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from harness.run.pareto import Front, pareto_front
 from harness.run.plan import StudyPlan
 from harness.study import StudySpec
 from harness.tracking import contract as c
+from harness.tracking import writer as writes
 from harness.tracking.runs import StudyRun, client_for, finish_study_run
 from harness.tracking.trials import ChildRuns
 
@@ -39,8 +40,9 @@ class StudyOutcome:
     notes: list[str] = field(default_factory=list)  # study-level findings to print (a true sweet spot)
 
 
-def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> StudyOutcome:
-    """Reconcile MLflow with what Ray knows, evaluate the chosen trial, close the parent."""
+def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any, resumed: bool = False) -> StudyOutcome:
+    """Reconcile MLflow with what Ray knows, evaluate the chosen trial, close the parent;
+    `resumed`: an earlier driver may have left gaps in histories (see below)."""
     from harness.search.budget import BUDGET_REASON
 
     spec = plan.spec
@@ -58,8 +60,12 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any) -> Stud
     trials = [t for t in trials if t.trial_id not in never_ran or (t.trial_id in ended and not exhausted)]
     # One query for every run's status: a run the writer already closed needs no call of its own.
     closed = {t for t, status in runs.statuses().items() if status != c.RUNNING}
+    # Writes dropped during the search (a tracking outage) can leave gaps anywhere in a history:
+    # then every run's history is checked step by step, not only its tail.
+    # So can an earlier driver that stopped before its own finalize could fill them in.
+    thorough = writes.take_dropped() > 0 or resumed
     for trial in trials:
-        runs.ensure_history(trial.trial_id, trial.config, _history(trial))
+        runs.ensure_history(trial.trial_id, trial.config, _history(trial), thorough)
         if trial.trial_id in ended and trial.trial_id in closed:
             continue
         if trial.trial_id in ended:

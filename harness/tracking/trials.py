@@ -177,9 +177,13 @@ class ChildRuns:
     def log_epoch(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
         self.log_epochs(trial_id, [(config, result)])
 
-    def log_epochs(self, trial_id: str, reports: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    def log_epochs(
+        self, trial_id: str, reports: list[tuple[dict[str, Any], dict[str, Any]]], logged: set[int] | None = None
+    ) -> None:
         """Log epoch reports of one trial, each a (configuration, result), in as few store calls
-        as MLflow's batch limits allow; epochs already logged (before a driver restart) are skipped."""
+        as MLflow's batch limits allow. Epochs already logged are skipped: those up to the last
+        one logged (a run's history is a prefix of the trial's epochs), or, given `logged`, the
+        steps it names (a history with gaps, after dropped writes)."""
         if not reports:
             return
         run_id = self.ensure(trial_id, reports[0][0])
@@ -188,9 +192,9 @@ class ChildRuns:
         last = self._last_step.get(run_id, 0)
         for config, result in reports:
             step = int(result.get(c.EPOCH, result.get("training_iteration", 0)))
-            if step <= last:
+            if (step in logged) if logged is not None else step <= last:
                 continue
-            last = step
+            last = max(last, step)
             now = int(time.time() * 1000)
             metrics += [
                 Metric(key, value if math.isfinite(value) else float("nan"), now, step)
@@ -222,10 +226,14 @@ class ChildRuns:
             self.client.log_batch(run_id, metrics=batch, tags=list(tags.values()) if i == 0 else [], synchronous=True)
         self._last_step[run_id] = last
 
-    def ensure_history(self, trial_id: str, config: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        """Log whatever epochs of `rows` the run lacks (events a killed driver never saw)."""
-        self.ensure(trial_id, config)
-        self.log_epochs(trial_id, [(config, row) for row in rows])
+    def ensure_history(
+        self, trial_id: str, config: dict[str, Any], rows: list[dict[str, Any]], thorough: bool = False
+    ) -> None:
+        """Log whatever epochs of `rows` the run lacks: the tail a killed driver never logged or,
+        `thorough`, any step missing from its history (writes dropped mid-study leave gaps)."""
+        run_id = self.ensure(trial_id, config)
+        logged = {m.step for m in self.client.get_metric_history(run_id, c.EPOCH)} if thorough else None
+        self.log_epochs(trial_id, [(config, row) for row in rows], logged)
 
     def suspend(self, trial_id: str, reason: str) -> None:
         """Close the run of a trial the driver left unfinished; a resume reopens it."""

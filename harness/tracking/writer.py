@@ -102,6 +102,8 @@ class Writer:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._flushes = 0
+        self._failures_seen = 0  # writes the writer process dropped, as of its last flush answer
+        self._failures_taken = 0
 
     # --- what the callbacks queue ------------------------------------------------------------
 
@@ -133,6 +135,13 @@ class Writer:
         done = threading.Event()
         self._put(("flush", token, done))
         return done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def take_dropped(self) -> int:
+        """How many writes failed and were dropped since the last call (as of the last flush):
+        their runs may have gaps that only a check of every run's history finds."""
+        seen = self._executor.failures if self._executor is not None else self._failures_seen
+        dropped, self._failures_taken = seen - self._failures_taken, seen
+        return dropped
 
     # --- the sending thread ----------------------------------------------------------------
 
@@ -184,9 +193,10 @@ class Writer:
         if kind == "flush":
             write_message(process.stdin, ("flush", message[1]))
             process.stdin.flush()
-            while (answer := read_message(process.stdout)) != ("flushed", message[1]):
+            while (answer := read_message(process.stdout)) is None or answer[:2] != ("flushed", message[1]):
                 if answer is None:
                     raise EOFError("the writer process ended before answering")
+            self._failures_seen = max(self._failures_seen, answer[2])
             message[2].set()
             return
         write_message(process.stdin, message)
@@ -229,6 +239,11 @@ def writer() -> Writer:
         # that went away must not hold the process forever).
         atexit.register(_WRITER.close)
     return _WRITER
+
+
+def take_dropped() -> int:
+    """Writes this process's writer dropped since the last call (see `Writer.take_dropped`)."""
+    return _WRITER.take_dropped() if _WRITER is not None else 0
 
 
 def flush(timeout_s: float | None = None) -> bool:
@@ -291,7 +306,7 @@ def serve(stdin_fd: int, stdout: IO[bytes]) -> None:
             continue
         write_pending()
         if message[0] == "flush":
-            write_message(stdout, ("flushed", message[1]))
+            write_message(stdout, ("flushed", message[1], executor.failures))
             stdout.flush()
         else:
             executor.handle(message)
