@@ -29,7 +29,7 @@ from harness.errors import SpecError
 from harness.paths import default_tracking_uri, harness_home
 from harness.run.cluster import init_ray
 from harness.run.execute import STATE_FILE as STUDY_STATE_FILE
-from harness.run.execute import resume_study, run_study
+from harness.run.execute import restorable, resume_study, run_study
 from harness.run.pool import ANNOUNCED, Job, JobResult, auto_parallel, read_json, run_jobs
 from harness.study.reading import read_yaml_mapping
 from harness.tracking import contract as c
@@ -410,9 +410,7 @@ def _execute_each(
 
 
 def _restorable(study_folder: Path) -> bool:
-    from ray import tune
-
-    return study_folder.is_dir() and tune.Tuner.can_restore(str(study_folder))
+    return restorable(study_folder)
 
 
 def _abandon(execution: Execution, tracking_uri: str) -> None:

@@ -91,7 +91,7 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
     study = StudyRun(**state["study"])
     check_store(study.tracking_uri)
     init_ray(address)
-    if not tune.Tuner.can_restore(str(path)):
+    if not restorable(path):
         raise SpecError(f"{path}: Ray Tune saved no state here yet; run the study again instead")
     check_resources(plan.spec.resources.cpus_per_trial, plan.spec.resources.gpus_per_trial)
     reopen_study_run(study)
@@ -104,6 +104,15 @@ def resume_study(path: str | Path, *, address: str | None = None) -> StudyOutcom
         writes.flush()
     with _closed_on_exit(study, plan):
         return finalize(plan, study, path, results, resumed=True)
+
+
+def restorable(path: Path) -> bool:
+    """Whether Ray Tune saved a state in `path` to continue from: its Tuner file is written at
+    the start, the experiment state only at its first save, and a driver killed in between
+    leaves a folder that `Tuner.restore` cannot continue (it would start over with one trial)."""
+    from ray import tune
+
+    return path.is_dir() and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
 
 
 @contextmanager

@@ -18,7 +18,8 @@ Guarantees:
   even a SIGKILLed driver's sent writes are made; what was still queued in the driver dies with
   it, and `harness resume` reconciles it from Ray Tune's records, as it always has;
 - a call that fails (the store gone for longer than MLflow's own retries) is reported once and
-  dropped; finalize writes what is missing from what Ray Tune recorded. `ChildRuns` skips epochs
+  dropped; finalize then checks every history step by step and writes what is missing from what
+  Ray Tune recorded. `ChildRuns` skips epochs
   already logged, so no history gets a step twice.
 
 `HARNESS_MLFLOW_WRITES=inline` makes every call in the caller instead (debugging; the harness
