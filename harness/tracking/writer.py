@@ -5,8 +5,8 @@ per epoch, the closing tags and status), 50-70 ms of CPU with the embedded SQLit
 it in MLflow's SQLAlchemy layer. Made inside Ray Tune's driver loop, Tune waited for each: on
 short trials that doubled a study's time, and a slow tracking server stalled the search. A
 thread does not help (those calls hold the GIL, so the loop waits just as long), so the writes
-go to a process of their own: the loop only queues a message; a thread of the driver pickles it
-down a pipe; the writer process (`python -m harness.tracking.writer`, which imports MLflow but
+go to a process of their own: the loop only queues a message; a thread of the driver sends it as
+JSON down a pipe; the writer process (`python -m harness.tracking.writer`, which imports MLflow but
 not torch or Ray) makes the calls in the order sent, on another core.
 
 Guarantees:
@@ -29,8 +29,8 @@ overhead benchmark's "before" variant).
 from __future__ import annotations
 
 import atexit
+import json
 import os
-import pickle
 import queue
 import select
 import signal
@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import IO, Any
 
 from harness.tracking.runs import StudyRun
@@ -48,6 +49,8 @@ from harness.tracking.trials import ChildRuns, config_json
 FLUSH_AT_EXIT_S = 60.0
 BATCH_S = 0.05  # how long the writer process holds epoch reports to write them together
 _HEADER = struct.Struct("!I")
+# The `ChildRuns` methods a message may name.
+CALLS = frozenset({"load_existing", "ensure", "log_epoch", "log_epochs", "close", "log_weight_histogram", "log_artifacts"})
 
 
 class KnownSpecs:
@@ -77,12 +80,14 @@ class Executor:
             if kind == "open":
                 study, scheduler = rest
                 self.specs[key] = KnownSpecs()
-                self.runs[key] = ChildRuns(study, self.specs[key], scheduler)
+                self.runs[key] = ChildRuns(StudyRun(**study), self.specs[key], scheduler)
             elif kind == "spec":
                 config, yaml_text, max_epochs = rest
                 self.specs[key].known[config] = (yaml_text, max_epochs)
             elif kind == "call":
                 method, args = rest
+                if method not in CALLS:
+                    raise ValueError(f"not a child-run write: {method!r}")
                 getattr(self.runs[key], method)(*args)
         except Exception as exc:  # the search goes on; finalize reconciles what was dropped
             self.failures += 1
@@ -109,7 +114,7 @@ class Writer:
     # --- what the callbacks queue ------------------------------------------------------------
 
     def open(self, key: str, study: StudyRun, scheduler: str) -> None:
-        self._put(("open", key, study, scheduler))
+        self._put(("open", key, asdict(study), scheduler))
 
     def spec(self, key: str, config: str, yaml_text: str, max_epochs: int) -> None:
         self._put(("spec", key, config, yaml_text, max_epochs))
@@ -194,7 +199,7 @@ class Writer:
         if kind == "flush":
             write_message(process.stdin, ("flush", message[1]))
             process.stdin.flush()
-            while (answer := read_message(process.stdout)) is None or answer[:2] != ("flushed", message[1]):
+            while (answer := read_message(process.stdout)) is None or tuple(answer[:2]) != ("flushed", message[1]):
                 if answer is None:
                     raise EOFError("the writer process ended before answering")
             self._failures_seen = max(self._failures_seen, answer[2])
@@ -217,7 +222,8 @@ class Writer:
 
 
 def write_message(stream: IO[bytes], message: tuple[Any, ...]) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    # JSON, not pickle: the writer process runs nothing but the calls it can name.
+    data = json.dumps(message).encode()
     stream.write(_HEADER.pack(len(data)) + data)
 
 
@@ -225,7 +231,7 @@ def read_message(stream: IO[bytes]) -> tuple[Any, ...] | None:
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
-    return pickle.loads(stream.read(_HEADER.unpack(header)[0]))
+    return tuple(json.loads(stream.read(_HEADER.unpack(header)[0])))
 
 
 _WRITER: Writer | None = None
@@ -264,7 +270,7 @@ class Reader:
             if len(self.buffer) >= _HEADER.size:
                 size = _HEADER.unpack_from(self.buffer)[0]
                 if len(self.buffer) >= _HEADER.size + size:
-                    message = pickle.loads(bytes(self.buffer[_HEADER.size : _HEADER.size + size]))
+                    message = tuple(json.loads(bytes(self.buffer[_HEADER.size : _HEADER.size + size])))
                     del self.buffer[: _HEADER.size + size]
                     return message
             if not select.select([self.fd], [], [], timeout_s)[0]:
