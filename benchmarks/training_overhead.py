@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from harness.study import StudySpec, load_spec
-from harness.trial.ray_adapter import CHECKPOINT_FILE
+from harness.trial.checkpoints import CheckpointCadence, cadence_for
+from harness.trial.ray_adapter import checkpointing_sink
 from harness.trial.training import fit_trial
 from lightning_modules.data import ArrayDataModule
 from lightning_modules.data.datamodule import TensorBatches
@@ -128,20 +130,34 @@ def raw_loop(spec: StudySpec, out: Metrics, data: Prepared | None = None) -> Lap
 # --- the harness trial ------------------------------------------------------------------
 
 
-def harness_trial(spec: StudySpec, out: Metrics, checkpoint: bool = False) -> Lap:
-    """`fit_trial` as a Ray trial runs it, with a sink that keeps the last metrics; with
-    `checkpoint` the sink also writes each epoch's checkpoint into a fresh temporary folder,
-    as the Ray sink does before handing it to Ray (Ray's copy into storage is not included)."""
+def harness_trial(spec: StudySpec, out: Metrics, cadence: CheckpointCadence | None = None) -> Lap:
+    """`fit_trial` as a Ray trial runs it. Without `cadence` the sink only keeps the last
+    metrics; with it, the sink is the Ray trial's own (`checkpointing_sink`): when the cadence
+    says so it writes the checkpoint into a fresh temporary folder, and the report copies that
+    folder into a storage folder as Ray Tune does when it persists a reported checkpoint."""
+    if cadence is None:
 
-    def sink(metrics: dict[str, Any], trainer: L.Trainer) -> None:
-        out.update(metrics)
-        if checkpoint:
-            with tempfile.TemporaryDirectory() as tmp:
-                trainer.save_checkpoint(Path(tmp) / CHECKPOINT_FILE)
+        def sink(metrics: dict[str, Any], trainer: L.Trainer) -> None:
+            out.update(metrics)
 
-    watch = Stopwatch()
-    fit_trial(spec, sink)
-    return watch.lap()
+        watch = Stopwatch()
+        fit_trial(spec, sink)
+        return watch.lap()
+
+    with tempfile.TemporaryDirectory() as storage:
+        written: list[Path] = []
+
+        def persist(metrics: dict[str, Any], folder: Path | None) -> None:
+            out.update(metrics)
+            if folder is not None:
+                written.append(Path(storage) / f"checkpoint_{len(written):06d}")
+                shutil.copytree(folder, written[-1])
+
+        watch = Stopwatch()
+        fit_trial(spec, checkpointing_sink(cadence, persist, {}))
+        lap = watch.lap()
+        out["checkpoints"] = len(written)
+    return lap
 
 
 # --- plain Lightning and the ablation steps -------------------------------------------------
@@ -264,23 +280,74 @@ def harness_module(
     return watch.lap()
 
 
+# --- in a Ray trial ------------------------------------------------------------------------
+
+
+def ray_trial(spec: StudySpec, every: int | None) -> Lap:
+    """One trial of `spec` run by Ray Tune exactly as `harness run` runs it (the training kind's
+    trainable: `checkpointing_sink` and `tune.report`, Ray persisting each checkpoint), alone on a
+    FIFO Tuner; the lap is the trial's own wall time as Ray measures it (`time_total_s`)."""
+    from ray import tune
+
+    from harness.trial.kinds import TRIAL_KINDS
+
+    trial_spec = spec.with_values({"search.strategy": "random", "train.checkpoint_every": every})
+    with tempfile.TemporaryDirectory() as storage:
+        tuner = tune.Tuner(
+            TRIAL_KINDS.get("training").trainable(trial_spec),
+            tune_config=tune.TuneConfig(num_samples=1),
+            run_config=tune.RunConfig(storage_path=storage, verbose=0),
+        )
+        seconds = tuner.fit()[0].metrics["time_total_s"]
+    return Lap(seconds, seconds)
+
+
+def in_ray(spec: StudySpec, short: StudySpec, repeats: int) -> str:
+    """Per-epoch wall time in a Ray trial, every epoch checkpointed or at the default cadence,
+    against the raw loop's per-epoch wall time (all from 20- and 2-epoch fits)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    variants: dict[str, Callable[[], Lap]] = {}
+    for length in (spec, short):
+        tag = f"{length.train.max_epochs} epochs"
+        variants[f"{RAW}|{tag}"] = lambda length=length: raw_loop(length, {})
+        variants[f"Ray trial, a checkpoint every epoch (before)|{tag}"] = lambda length=length: ray_trial(length, 1)
+        variants[f"Ray trial, default cadence (`auto`)|{tag}"] = lambda length=length: ray_trial(length, None)
+    laps = interleaved(variants, repeats)
+    ray.shutdown()
+    span = spec.train.max_epochs - short.train.max_epochs
+    rows = []
+    for name in dict.fromkeys(key.split("|")[0] for key in variants):
+        full = wall(laps[f"{name}|{spec.train.max_epochs} epochs"])
+        two = wall(laps[f"{name}|{short.train.max_epochs} epochs"])
+        rows.append([name, f"{full * 1000:.0f}", f"{(full - two) / span * 1000:.2f}"])
+    raw_epoch = float(rows[0][2])
+    for row in rows:
+        row.append(f"{float(row[2]) / raw_epoch:.2f}x")
+    headers = ["variant", f"wall ms, {spec.train.max_epochs} epochs", "wall ms per epoch", "per epoch vs raw loop"]
+    return markdown_table(headers, rows)
+
+
 # --- running and reporting ----------------------------------------------------------------
 
-RAW, TRIAL, TRIAL_CKPT, PLAIN = (
+RAW, TRIAL, TRIAL_CKPT, TRIAL_AUTO, PLAIN = (
     "raw PyTorch loop",
     "harness trial (`fit_trial`)",
-    "harness trial + per-epoch checkpoint",
+    "harness trial + a checkpoint every epoch (before)",
+    "harness trial + checkpoints at the default cadence (`auto`)",
     "plain Lightning defaults",
 )
 Laps = dict[str, list[Lap]]
 
 
 def main_comparison(spec: StudySpec, short: StudySpec, repeats: int) -> tuple[Laps, dict[str, Metrics]]:
-    last: dict[str, Metrics] = {RAW: {}, TRIAL: {}}
+    last: dict[str, Metrics] = {RAW: {}, TRIAL: {}, TRIAL_CKPT: {}, TRIAL_AUTO: {}}
     variants: dict[str, Callable[[], Lap]] = {
         RAW: lambda: raw_loop(spec, last[RAW]),
         TRIAL: lambda: harness_trial(spec, last[TRIAL]),
-        TRIAL_CKPT: lambda: harness_trial(spec, {}, checkpoint=True),
+        TRIAL_CKPT: lambda: harness_trial(spec, last[TRIAL_CKPT], replace(cadence_for(spec), every=1)),
+        TRIAL_AUTO: lambda: harness_trial(spec, last[TRIAL_AUTO], cadence_for(spec)),
         PLAIN: lambda: plain_lightning(spec, log_each_step=True, dataloader=True),
         f"{RAW}, 2 epochs": lambda: raw_loop(short, {}),
         f"{TRIAL}, 2 epochs": lambda: harness_trial(short, {}),
@@ -346,6 +413,10 @@ def report(spec: StudySpec, short: StudySpec, steps_per_epoch: int, laps: Laps, 
     print(speed_table(laps, epochs * steps_per_epoch))
     same = all(math.isclose(last[RAW][k], last[TRIAL][k], rel_tol=1e-6, abs_tol=1e-7) for k in last[RAW])
     print(
+        f"\nCheckpoints written per fit: {last[TRIAL_CKPT]['checkpoints']} every epoch, "
+        f"{last[TRIAL_AUTO]['checkpoints']} at the default cadence (the last epoch's, and any the time rule asks for)."
+    )
+    print(
         "\nFinal metrics, raw loop / harness trial: "
         + ", ".join(f"{k} {last[RAW][k]:.6f} / {last[TRIAL][k]:.6f}" for k in sorted(last[RAW]))
         + (" (equal: the same arithmetic)." if same else " (DIFFERENT: the loops do not do the same work).")
@@ -370,6 +441,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fit (default: the quickstart's 20)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 11)")
     parser.add_argument("--no-ablation", action="store_true", help="only the main comparison")
+    parser.add_argument("--ray", action="store_true", help="also per-epoch wall time in a Ray trial (about 3 minutes)")
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 11)
     epochs = args.epochs or (4 if args.quick else None)
@@ -386,12 +458,16 @@ def main() -> None:
     )
     laps, last = main_comparison(spec, short, repeats)
     ablated = {} if args.no_ablation else ablation(spec, repeats)
+    ray_table = in_ray(spec, short, max(3, repeats // 2)) if args.ray else ""
 
     print(f"\n{machine()}\n")
     report(spec, short, steps_per_epoch, laps, last)
     if ablated:
         print("\nAblation, from plain Lightning to the harness trial's module (tensors prepared beforehand):\n")
         print(speed_table(ablated, spec.train.max_epochs * steps_per_epoch))
+    if ray_table:
+        print("\nIn a Ray trial (wall time; Ray's report round trip and checkpoint persistence included):\n")
+        print(ray_table)
 
 
 if __name__ == "__main__":

@@ -148,24 +148,32 @@ class PeriodicCallback(Callback):
 
 
 class SchedulerStateCallback(Callback):
-    """Saves the trial scheduler's bookkeeping (ASHA's rung records) with each save of the
-    experiment's state, and restores it when `harness resume` restores the experiment.
+    """Saves the trial scheduler's bookkeeping (ASHA's rung records, HyperBand's and BOHB's
+    brackets) with each save of the experiment's state, and restores it when `harness resume`
+    restores the experiment.
 
     Ray Tune saves and restores the searcher's state but not the scheduler's, so a resumed
     ASHA study would otherwise start with empty rungs and judge the trials that continue
-    against each other only. Ray restores callback state before it requeues the trials, and
-    the callback and the scheduler are pickled together with the Tuner, so the scheduler this
-    callback holds after a restore is the one Ray Tune runs.
+    against each other only (and a HyperBand one stall: `harness.search.resumable_hyperband`).
+    Ray restores callback state before it requeues the trials, and the callback and the
+    scheduler are pickled together with the Tuner, so the scheduler this callback holds after
+    a restore is the one Ray Tune runs. A scheduler that holds trial objects saves and restores
+    itself (`saved_state()`, `restore_state()`); ASHA's records are keyed by trial id already.
     """
 
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
 
     def get_state(self) -> dict[str, Any] | None:
-        return {"scheduler": dict(vars(self.scheduler))}
+        saved = getattr(self.scheduler, "saved_state", None)
+        return {"scheduler": saved() if saved else dict(vars(self.scheduler))}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        vars(self.scheduler).update(state["scheduler"])
+        restore = getattr(self.scheduler, "restore_state", None)
+        if restore is not None:
+            restore(state["scheduler"])
+        else:
+            vars(self.scheduler).update(state["scheduler"])
 
 
 class CheckpointPruner(Callback):

@@ -6,6 +6,7 @@ Factories import Ray and Optuna lazily so that validating a spec stays cheap.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +19,15 @@ if TYPE_CHECKING:
     from harness.study import StudySpec
 
 Check = Callable[["StudySpec"], list[str]]
+EpochSet = Callable[[int], bool]  # is this epoch (1-based) in the set
 
 
 def _no_problems(spec: StudySpec) -> list[str]:
     return []
+
+
+def _no_epoch(epoch: int) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,9 @@ class SchedulerEntry:
     stay (otherwise the harness deletes those no saved experiment state can name);
     `resumable`: its bookkeeping is keyed by trial id, so the harness saves it with the
     experiment and `harness resume` restores it (Ray Tune does neither for any scheduler);
-    `check`: further problems.
+    `acts_after(spec)`: the epochs after which it may stop, pause or exploit a trial, which
+    therefore get a checkpoint (a trial stopped there keeps its final weights, one paused or
+    exploited continues from that very epoch); `check`: further problems.
     """
 
     build: Callable[[StudySpec], Any]
@@ -60,11 +68,34 @@ class SchedulerEntry:
     uses_grace_period: bool = False
     keeps_every_checkpoint: bool = False
     resumable: bool = False
+    acts_after: Callable[[StudySpec], EpochSet] = lambda spec: _no_epoch
     check: Check = _no_problems
     summary: str = ""
 
     def __call__(self, spec: StudySpec) -> Any:
         return self.build(spec)
+
+
+def _every_epoch(spec: StudySpec) -> EpochSet:
+    return lambda epoch: True
+
+
+def _after_grace(spec: StudySpec) -> EpochSet:
+    return lambda epoch: epoch >= spec.search.grace_period
+
+
+def _asha_rungs(spec: StudySpec) -> EpochSet:
+    # ASHAScheduler's rungs (one bracket): grace_period * reduction_factor**k up to max_t; a
+    # trial is judged on its first result at or past a rung.
+    rungs, k = set(), 0
+    while (rung := spec.search.grace_period * spec.search.reduction_factor**k) <= max_epochs_bound(spec):
+        rungs.add(math.ceil(rung))
+        k += 1
+    return rungs.__contains__
+
+
+def _pbt_intervals(spec: StudySpec) -> EpochSet:
+    return lambda epoch: epoch % spec.search.perturbation_interval == 0
 
 
 SEARCHERS: Registry[SearcherEntry] = Registry("searcher")
@@ -223,9 +254,9 @@ def _asha(spec: StudySpec) -> Any:
 
 
 def _hyperband(spec: StudySpec) -> Any:
-    from ray.tune.schedulers import HyperBandScheduler
+    from harness.search.resumable_hyperband import ResumableHyperBand
 
-    return HyperBandScheduler(
+    return ResumableHyperBand(
         time_attr="training_iteration",
         max_t=max_epochs_bound(spec),
         reduction_factor=spec.search.reduction_factor,
@@ -241,9 +272,9 @@ def _median(spec: StudySpec) -> Any:
 
 
 def _bohb_scheduler(spec: StudySpec) -> Any:
-    from ray.tune.schedulers import HyperBandForBOHB
+    from harness.search.resumable_hyperband import ResumableHyperBandForBOHB
 
-    return HyperBandForBOHB(
+    return ResumableHyperBandForBOHB(
         time_attr="training_iteration",
         max_t=max_epochs_bound(spec),
         reduction_factor=spec.search.reduction_factor,
@@ -301,20 +332,31 @@ def _pbt_problems(spec: StudySpec) -> list[str]:
 SCHEDULERS.register("fifo")(SchedulerEntry(build=_fifo, summary="runs every trial to the end"))
 SCHEDULERS.register("asha")(
     SchedulerEntry(
-        build=_asha, stops_early=True, uses_grace_period=True, resumable=True, summary="asynchronous successive halving"
+        build=_asha, stops_early=True, uses_grace_period=True, resumable=True, acts_after=_asha_rungs,
+        summary="asynchronous successive halving",
     )
 )
-SCHEDULERS.register("hyperband")(SchedulerEntry(build=_hyperband, stops_early=True, summary="HyperBand brackets"))
+# HyperBand pauses trials at its brackets' milestones and resumes them later, so every epoch may
+# be one it continues from; the median rule may stop a trial at any epoch past the grace period.
+SCHEDULERS.register("hyperband")(
+    SchedulerEntry(
+        build=_hyperband, stops_early=True, resumable=True, acts_after=_every_epoch, summary="HyperBand brackets"
+    )
+)
 SCHEDULERS.register("median")(
     SchedulerEntry(
         build=_median,
         stops_early=True,
         uses_grace_period=True,
+        acts_after=_after_grace,
         summary="stops a trial below the median of others at the same epoch",
     )
 )
 SCHEDULERS.register("bohb")(
-    SchedulerEntry(build=_bohb_scheduler, searchers=("bohb",), stops_early=True, summary="HyperBandForBOHB")
+    SchedulerEntry(
+        build=_bohb_scheduler, searchers=("bohb",), stops_early=True, resumable=True, acts_after=_every_epoch,
+        summary="HyperBandForBOHB",
+    )
 )
 SCHEDULERS.register("pbt")(
     SchedulerEntry(
@@ -322,6 +364,7 @@ SCHEDULERS.register("pbt")(
         searchers=("random",),
         # A trial may exploit another's checkpoint after that trial has saved newer ones.
         keeps_every_checkpoint=True,
+        acts_after=_pbt_intervals,
         check=_pbt_problems,
         summary="Population Based Training, random init",
     )

@@ -185,6 +185,21 @@ class TrainSpec(Config):
     snapshot_ensemble: int = Field(
         0, ge=0, le=100, description="ensemble the weights of the last N SGDR cycle ends (0: off)"
     )
+    # None is `auto`; left out of the dump when unset, so hashes stay as they were.
+    checkpoint_every: int | None = Field(
+        None, ge=1, le=MAX_EPOCHS,
+        description="epochs between a trial's checkpoints, or auto (when the time since the last one is "
+        "20x what writing it took, at least 10 s); the last epoch and those the scheduler acts on always get one",
+    )
+
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _checkpoint_every(cls, value: Any) -> Any:
+        if value == "auto":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) and value is not None:
+            raise ValueError("Input should be an integer >= 1 (epochs between checkpoints) or 'auto'")
+        return value
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -509,6 +524,8 @@ class StudySpec(Config):
         for key in (*BUDGET_KEYS, *MULTI_OBJECTIVE_KEYS):
             if raw["search"].get(key) is None:
                 raw["search"].pop(key, None)
+        if raw["train"].get("checkpoint_every") is None:
+            raw["train"].pop("checkpoint_every", None)
         return raw
 
     def to_yaml(self) -> str:

@@ -280,3 +280,73 @@ def test_sigterm_stops_like_ctrl_c(moment: str, mlflow_server: str, tmp_path: Pa
     (parent,), trials = child_runs(client, name)
     assert parent.info.status == "KILLED"
     assert not [r for r in trials if r.info.status == "RUNNING"]
+
+
+def result_rows(folder: Path) -> dict[str, int]:
+    """Trial id -> rows in its result.json (one per reported epoch, replays included)."""
+    import json
+
+    rows = {}
+    for file in folder.glob("*/result.json"):
+        lines = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        if lines:
+            rows[lines[0]["trial_id"]] = len(lines)
+    return rows
+
+
+@pytest.mark.parametrize(("strategy", "stop"), [("hyperband", signal.SIGKILL), ("bohb", signal.SIGINT)])
+def test_hyperband_and_bohb_resume_to_the_end(strategy: str, stop: signal.Signals, mlflow_server: str, tmp_path: Path) -> None:
+    # Ray Tune restores neither scheduler; a fresh one put every restored trial, finished ones
+    # included, into new brackets that never complete, and the resumed study stalled.
+    name = f"resume-{strategy}"
+    num_trials = 8
+    spec = {**SLOW_STUDY, "name": name}
+    spec["search"] = {**SLOW_STUDY["search"], "strategy": strategy, "reduction_factor": 2, "num_trials": num_trials}
+    study = write_study(tmp_path, spec)
+    storage, home = tmp_path / "ray", tmp_path / "home"
+    client = MlflowClient(mlflow_server)
+    proc = start_driver(study, mlflow_server, storage, home)
+    try:
+        # Until Ray saved a state in which a trial is paused or has ended.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"driver ended early:\n{proc.stdout.read() if proc.stdout else ''}"
+            folder = experiment_folder(storage) if storage.is_dir() and any(storage.iterdir()) else None
+            statuses = saved_trial_statuses(folder) if folder else {}
+            if {"PAUSED", "TERMINATED"} & set(statuses.values()):
+                break
+            time.sleep(0.1)
+        proc.send_signal(stop)
+        proc.wait(timeout=120)
+        time.sleep(3)
+    finally:
+        kill_session(proc)
+
+    folder = experiment_folder(storage)
+    ended_before = {t for t, s in saved_trial_statuses(folder).items() if s == "TERMINATED"}
+    rows_before = result_rows(folder)
+    result = run_cli("resume", str(folder), env={"HARNESS_HOME": str(home)}, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "No trial is running" not in result.stdout + result.stderr
+
+    import json
+
+    from ray.tune import ExperimentAnalysis
+
+    from harness.run.callbacks import ENDED_FILE
+
+    trials = ExperimentAnalysis(str(folder)).trials
+    # Every trial ended: Ray Tune's last saved state may still show one the scheduler stopped
+    # while it was paused as PAUSED (the harness records which had ended beside it).
+    assert len(trials) == num_trials
+    assert set(json.loads((folder / ENDED_FILE).read_text())) == {t.trial_id for t in trials}
+    # A trial that had ended (finished, or stopped by the scheduler) was not opened again.
+    rows_after = result_rows(folder)
+    for trial_id in ended_before:
+        assert rows_after[trial_id] == rows_before[trial_id], trial_id
+    (parent,), runs = child_runs(client, name)
+    assert parent.info.status == "FINISHED"
+    assert len(runs) == num_trials and not [r for r in runs if r.info.status == "RUNNING"]
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+        assert steps == list(range(1, len(steps) + 1)), (run.data.tags["trial_id"], steps)  # no gaps, no repeats
