@@ -1,7 +1,7 @@
 """Training overhead: a quickstart trial's optimizer steps per second against a hand-written
 PyTorch loop on the same model, data tensors, batch size, optimizer and LR schedule.
 
-    python benchmarks/training_overhead.py [--quick] [--epochs N] [--repeats N] [--no-ablation]
+    python benchmarks/training_overhead.py [--quick] [--epochs N] [--repeats N] [--no-ablation] [--ray]
 
 Everything runs in one process on one thread, the variants interleaved and their order rotated
 every repeat. Every variant trains for the same epochs, validates after each one and computes
@@ -14,6 +14,11 @@ a shared machine wall time also counts the waits for a core, which vary run to r
   fit. Fits of 2 epochs split each variant's time into a fixed part and a per-epoch part.
 - Ablation: from plain Lightning to the harness's trial module one change at a time, every
   variant given the prepared tensors and the same Trainer settings.
+- Checkpoints: the trial with the Ray trial's own sink (`checkpointing_sink`), writing a
+  checkpoint every epoch (as before the cadence) or at the default cadence, each one copied
+  into a storage folder as Ray Tune persists it.
+- `--ray`: the same trial run by Ray Tune as `harness run` runs it, per-epoch wall time against
+  the raw loop's (Ray's report round trip and its copy of each checkpoint included).
 """
 
 from __future__ import annotations
@@ -305,8 +310,11 @@ def ray_trial(spec: StudySpec, every: int | None) -> Lap:
 def in_ray(spec: StudySpec, short: StudySpec, repeats: int) -> str:
     """Per-epoch wall time in a Ray trial, every epoch checkpointed or at the default cadence,
     against the raw loop's per-epoch wall time (all from 20- and 2-epoch fits)."""
+    import os
+
     import ray
 
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner per Tuner
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     variants: dict[str, Callable[[], Lap]] = {}
     for length in (spec, short):
