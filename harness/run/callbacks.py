@@ -17,8 +17,9 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from harness.tracking import contract as c
-from harness.tracking.trials import ChildRuns, config_json
+from harness.tracking.trials import ChildRuns, config_json, error_reason
 from harness.tracking.writer import writer
+from harness.trial.retries import RETRIES_AFTER_NODE_LOSS, refuse_retry
 
 
 def trial_epochs(trial: Trial) -> int:
@@ -36,6 +37,51 @@ def trial_error_text(trial: Trial) -> str:
         with open(local) as handle:
             return handle.read()
     return trial.get_error() or "trial raised an error"
+
+
+def lost_worker(trial: Trial) -> str | None:
+    """Why a failed trial's worker was lost (its actor died or became unreachable: the node
+    went down, the process was killed), from the exception Ray pickled beside its error file;
+    None when the trial failed with its own error, or when that cannot be told."""
+    from ray import cloudpickle
+    from ray.exceptions import RayActorError, RayTaskError
+
+    path = trial.pickled_error_file
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            exc = cloudpickle.load(handle)
+    except Exception:
+        return None
+    if isinstance(exc, RayTaskError):
+        exc = exc.as_instanceof_cause()
+    if not isinstance(exc, RayActorError):
+        return None
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:500]
+
+
+class RetryGuard(Callback):
+    """Ray Tune retries every failed trial (up to `RETRIES_AFTER_NODE_LOSS` times); this keeps
+    the retries for trials whose worker or node was lost. A trial that failed with its own error
+    is recorded as not to be retried before Ray restarts it, and that restart fails at once
+    (`harness.trial.retries`), so the trial ends FAILED with its own error after one more
+    failure and no more training."""
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        cause = lost_worker(trial)
+        failures = trial.run_metadata.num_failures
+        if cause is None:
+            reason = error_reason(trial_error_text(trial))
+            refuse_retry(trial.trial_id, f"{reason} (the trial's own error: not retried)")
+            trial.max_failures = failures  # the refused start is its last
+            return
+        print(
+            f"trial {trial.trial_id} lost its worker ({cause}); Ray Tune restarts it from its last checkpoint "
+            f"(retry {failures} of at most {RETRIES_AFTER_NODE_LOSS})",
+            flush=True,
+        )
 
 
 def final_weight_histogram(checkpoint: Any) -> dict[str, list[float]] | None:
@@ -91,6 +137,12 @@ class MlflowTrialCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._end(trial, error=None)
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        cause = lost_worker(trial)
+        if cause is not None:  # restarted by Ray Tune: the same run goes on, tagged with the cause
+            retries = trial.run_metadata.num_failures
+            writer().call(self.key, "note_retry", trial.trial_id, self._config(trial), retries, cause)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         # Read now: Ray moves the error file from the trial's local folder to storage later.

@@ -208,6 +208,10 @@ def init_ray(address: str | None, verbose: bool | None = None) -> None:
     from harness.run import signals
 
     keep_sigterm = signals.chosen()
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        # A Ray of the study's own: plain `ray.init()` attaches to any cluster whose session file
+        # it finds in /tmp/ray, a stopped one included, and then retries its address for minutes.
+        address = "local"
     try:
         ray.init(
             address=address,

@@ -13,6 +13,7 @@ from harness.run.callbacks import (
     MlflowTrialCallback,
     PeriodicCallback,
     ProgressCallback,
+    RetryGuard,
     SchedulerStateCallback,
 )
 from harness.run.plan import StudyPlan
@@ -20,6 +21,7 @@ from harness.run.signals import SigtermGuard
 from harness.search.space import to_tune_space
 from harness.tracking.runs import StudyRun
 from harness.tracking.trials import ChildRuns
+from harness.trial.retries import RETRIES_AFTER_NODE_LOSS
 
 REFRESH_S = 60.0  # how often a running study's live dashboard is rebuilt
 
@@ -62,6 +64,7 @@ def build_tuner(
         MlflowTrialCallback(ChildRuns(study, plan, plan.scheduler_name)),
         EndedTrialsCallback(storage / name),
         SigtermGuard(),
+        RetryGuard(),
     ]
     if refresh is not None:
         callbacks.append(PeriodicCallback(refresh, REFRESH_S))
@@ -110,7 +113,8 @@ def build_tuner(
             callbacks=callbacks,
             stop=budget,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # Ray retries any failed trial; RetryGuard lets only those lost with their worker train again.
+            failure_config=tune.FailureConfig(max_failures=RETRIES_AFTER_NODE_LOSS),
             verbose=0,
         ),
     )

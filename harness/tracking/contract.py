@@ -48,6 +48,8 @@ EARLY_STOP = "early_stopping"  # the reason a trial stopped itself (its report's
 CONFIG = "config"  # the trial's current configuration (PBT changes it mid-run)
 NODE_ID = "node_id"
 DEVICE = "device"
+RETRIES = "retries"  # times Ray Tune restarted the trial after its worker or node was lost
+RETRY_CAUSE = "retry_cause"  # the loss that caused the last of them
 
 # --- comparison runs ------------------------------------------------------------------------
 COMPARISON_ID = "comparison_id"

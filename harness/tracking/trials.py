@@ -235,6 +235,12 @@ class ChildRuns:
         logged = {m.step for m in self.client.get_metric_history(run_id, c.EPOCH)} if thorough else None
         self.log_epochs(trial_id, [(config, row) for row in rows], logged)
 
+    def note_retry(self, trial_id: str, config: dict[str, Any], retries: int, cause: str) -> None:
+        """Tag the run of a trial Ray Tune restarts after its worker or node was lost."""
+        run_id = self.ensure(trial_id, config)
+        tags = [RunTag(c.RETRIES, str(retries)), RunTag(c.RETRY_CAUSE, cause[:5000])]
+        self.client.log_batch(run_id, tags=tags, synchronous=True)
+
     def suspend(self, trial_id: str, reason: str) -> None:
         """Close the run of a trial the driver left unfinished; a resume reopens it."""
         run_id = self._runs.get(trial_id)

@@ -50,7 +50,7 @@ FLUSH_AT_EXIT_S = 60.0
 BATCH_S = 0.05  # how long the writer process holds epoch reports to write them together
 _HEADER = struct.Struct("!I")
 # The `ChildRuns` methods a message may name.
-CALLS = frozenset({"load_existing", "ensure", "log_epoch", "log_epochs", "close", "log_weight_histogram", "log_artifacts"})
+CALLS = frozenset({"load_existing", "ensure", "log_epoch", "log_epochs", "close", "log_weight_histogram", "log_artifacts", "note_retry"})
 
 
 class KnownSpecs:

@@ -21,6 +21,7 @@ from torch import nn
 from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.trial.build import build, datamodule, threads
+from harness.trial.retries import refuse_a_retry_of_an_error
 from lightning_modules.compression.deploy import Deployed, deploy, measure
 from lightning_modules.compression.distill import DistillationModule
 from lightning_modules.compression.steps import Context, DistillConfig, compress
@@ -173,6 +174,7 @@ def compression_trainable(config: dict[str, Any], base_spec: dict[str, Any], tea
     import ray
     from ray import tune
 
+    refuse_a_retry_of_an_error()
     spec = StudySpec.model_validate(base_spec).with_values(config)
     node = {c.NODE_ID: ray.get_runtime_context().get_node_id()}
     checkpoint = tune.get_checkpoint()

@@ -84,6 +84,9 @@ def ray_objective_trainable(config: dict[str, Any], plan: ObjectivePlan) -> None
     import ray
     from ray import tune
 
+    from harness.trial.retries import refuse_a_retry_of_an_error
+
+    refuse_a_retry_of_an_error()
     where = {c.NODE_ID: ray.get_runtime_context().get_node_id(), c.DEVICE: "cpu"}
 
     def report(metrics: dict[str, Any], folder: Path) -> None:

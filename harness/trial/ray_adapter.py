@@ -16,6 +16,7 @@ import lightning as L
 from harness.study import StudySpec
 from harness.tracking import contract as c
 from harness.trial.checkpoints import CheckpointCadence, cadence_for
+from harness.trial.retries import refuse_a_retry_of_an_error
 from lightning_modules.training import EpochSink
 
 CHECKPOINT_FILE = "trial.ckpt"
@@ -64,6 +65,7 @@ def ray_trainable(config: dict[str, Any], base_spec: dict[str, Any], fit: Callab
     import ray
     from ray import tune
 
+    refuse_a_retry_of_an_error()
     spec = StudySpec.model_validate(base_spec).with_values(config)
     accelerator = "gpu" if ray.get_gpu_ids() else "cpu"
     sink = checkpointing_sink(cadence_for(spec), _tune_report, {c.NODE_ID: ray.get_runtime_context().get_node_id()})

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port, run_cli, write_study
+from tests.conftest import HARNESS, ROOT, free_port, run_cli, write_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # end to end: real Ray, a real MLflow server, the CLI
 
 RAY = str(Path(sys.executable).parent / "ray")
+CLUSTER_PROCS: dict[str, list[subprocess.Popen]] = {}  # address -> [head, worker] of a running fixture
 NODE_FLAGS = ["--num-cpus", "1", "--num-gpus", "0", "--object-store-memory", str(100 * 1024**2), "--block"]
 
 
@@ -71,8 +72,10 @@ def two_node_cluster() -> Iterator[tuple[str, dict[str, str]]]:
         while alive_nodes(address, env) < 2:
             assert procs[1].poll() is None and time.monotonic() < deadline, "ray worker did not join"
             time.sleep(1)
+        CLUSTER_PROCS[address] = procs
         yield address, env
     finally:
+        CLUSTER_PROCS.pop(address, None)
         for proc in reversed(procs):
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -139,3 +142,76 @@ def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server: str, tmp_path
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`harness.kind` = 'trial'")
     assert len(runs) == 4 and all(r.info.status == "FINISHED" and "size/ratio" in r.data.metrics for r in runs)
     assert len({r.data.tags["node_id"] for r in runs}) == 2
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def test_a_trial_lost_with_its_node_is_retried(two_node_cluster, mlflow_server: str, tmp_path: Path) -> None:
+    # The worker node dies under a running trial: Ray Tune restarts that trial (from its last
+    # checkpoint, here on the head), the harness names the cause on its run, and the study ends
+    # with every trial FINISHED and each history without gaps or repeats.
+    address, env = two_node_cluster
+    name = "node-loss"
+    epochs = 6
+    study = write_study(
+        tmp_path,
+        {
+            "name": name,
+            "search": {"strategy": "random", "num_trials": 2, "space": {"train.optimizer.lr": {"loguniform": [0.001, 0.05]}}},
+            "train": {"max_epochs": epochs, "batch_size": 4, "checkpoint_every": 1, "optimizer": {"name": "adamw", "lr": 0.01}},
+        },
+    )
+    cmd = [*HARNESS, "run", str(study), "--address", address, "--tracking-uri", mlflow_server, "--storage",
+           str(tmp_path / "ray"), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "HARNESS_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    client = MlflowClient(mlflow_server)
+    worker = CLUSTER_PROCS[address][1]
+    try:
+        # Until both trials are mid-way, one on each node (one CPU each).
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            experiment = client.get_experiment_by_name(name)
+            runs = client.search_runs([experiment.experiment_id], "tags.`harness.kind` = 'trial'") if experiment else []
+            if len(runs) == 2 and all(2 <= r.data.metrics.get("epoch", 0) <= epochs - 2 for r in runs):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the trials never got mid-way")
+        # The whole worker node at once: `ray start`, its raylet and every process under it (the
+        # trial's worker included, which would otherwise finish the trial on its own).
+        for pid in [worker.pid, *descendants(worker.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], "tags.`harness.kind` = 'trial'")
+    assert "lost its worker" in out and "restarts it from its last checkpoint" in out, (out, [r.data.tags for r in runs])
+
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs), [r.data.tags for r in runs]
+    (retried,) = [r for r in runs if "retries" in r.data.tags]
+    assert retried.data.tags["retries"] == "1" and retried.data.tags["retry_cause"]
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+        assert steps == list(range(1, epochs + 1)), steps

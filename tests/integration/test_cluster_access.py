@@ -187,12 +187,26 @@ def test_the_driver_authenticates_as_the_cluster_needs(
     assert experiment is None  # nothing was written
 
 
-def test_a_local_study_leaves_no_token_in_the_home_folder(tmp_path: Path):
+def test_a_local_study_starts_its_own_ray_and_leaves_no_token(tmp_path: Path):
     home = tmp_path / "home"
     home.mkdir()
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(BRANIN))
-    result = run_cli("run", str(study), "--quiet", env={**clean_env(home), "HARNESS_HOME": str(tmp_path / "hh")})
+    # The session file of a cluster that is gone: a plain `ray.init()` would attach to it and
+    # retry its address for minutes; a local study starts a Ray of its own.
+    session = Path("/tmp/ray/ray_current_cluster")
+    kept = session.read_text() if session.is_file() else None
+    session.parent.mkdir(parents=True, exist_ok=True)
+    session.write_text(f"127.0.0.1:{free_port()}")
+    try:
+        result = run_cli(
+            "run", str(study), "--quiet", env={**clean_env(home), "HARNESS_HOME": str(tmp_path / "hh")}, timeout=120
+        )
+    finally:
+        if kept is None:
+            session.unlink(missing_ok=True)
+        else:
+            session.write_text(kept)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not (home / ".ray").exists()
     assert "Token authentication" not in result.stderr  # Ray's notice is not shown without -v

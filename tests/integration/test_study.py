@@ -94,6 +94,8 @@ def test_diverging_trials_are_failed_with_reason(grid_study):
         assert run.data.params["train.optimizer.lr"] == "1000000000000.0"
         assert "NonFiniteLossError" in run.data.tags["stop_reason"]
         assert "became nan" in run.data.tags["stop_reason"]
+        # Its own error: Ray Tune's retry was refused before it trained anything.
+        assert "not retried" in run.data.tags["stop_reason"] and "retries" not in run.data.tags
     assert "failed 2" in result.stdout
 
 
