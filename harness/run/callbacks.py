@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -39,27 +40,21 @@ def trial_error_text(trial: Trial) -> str:
     return trial.get_error() or "trial raised an error"
 
 
-def lost_worker(trial: Trial) -> str | None:
-    """Why a failed trial's worker was lost (its actor died or became unreachable: the node
-    went down, the process was killed), from the exception Ray pickled beside its error file;
-    None when the trial failed with its own error, or when that cannot be told."""
-    from ray import cloudpickle
-    from ray.exceptions import RayActorError, RayTaskError
+# How Ray words a lost worker (`RayActorError`: the actor died or became unreachable because its
+# process or node went away), as it writes the error into the trial's error file. An actor that
+# died of an error in its own creation is not one of these: that error would come back.
+_LOST_WORKER = re.compile(r"The actor (died unexpectedly|experienced an error before finishing|\S+ is unavailable)")
 
-    path = trial.pickled_error_file
-    if not path or not os.path.isfile(path):
+
+def lost_worker(trial: Trial) -> str | None:
+    """Why a failed trial's worker was lost, from the last failure in its error file (the text
+    of the exception Ray caught; read as text, never unpickled); None when the trial failed
+    with its own error (a task's traceback), or when that cannot be told."""
+    last = trial_error_text(trial).rsplit("Failure # ", 1)[-1]
+    lines = [line.strip() for line in last.splitlines()[1:] if line.strip()]  # after "N (occurred at ...)"
+    if not lines or not _LOST_WORKER.match(lines[0]):
         return None
-    try:
-        with open(path, "rb") as handle:
-            exc = cloudpickle.load(handle)
-    except Exception:
-        return None
-    if isinstance(exc, RayTaskError):
-        exc = exc.as_instanceof_cause()
-    if not isinstance(exc, RayActorError):
-        return None
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:500]
+    return lines[0][:500]
 
 
 class RetryGuard(Callback):

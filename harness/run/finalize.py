@@ -60,9 +60,9 @@ def finalize(plan: StudyPlan, study: StudyRun, path: Path, results: Any, resumed
     trials = [t for t in trials if t.trial_id not in never_ran or (t.trial_id in ended and not exhausted)]
     # One query for every run's status: a run the writer already closed needs no call of its own.
     closed = {t for t, status in runs.statuses().items() if status != c.RUNNING}
-    # Writes dropped during the search (a tracking outage) can leave gaps anywhere in a history:
-    # then every run's history is checked step by step, not only its tail.
-    # So can an earlier driver that stopped before its own finalize could fill them in.
+    # Writes dropped during the search (a tracking outage) can leave gaps anywhere in a history,
+    # and so can an earlier driver that stopped before its own finalize filled them in: then
+    # every run's history is checked step by step, not only its tail.
     thorough = writes.take_dropped() > 0 or resumed
     for trial in trials:
         runs.ensure_history(trial.trial_id, trial.config, _history(trial), thorough)

@@ -19,8 +19,7 @@ Guarantees:
   it, and `harness resume` reconciles it from Ray Tune's records, as it always has;
 - a call that fails (the store gone for longer than MLflow's own retries) is reported once and
   dropped; finalize then checks every history step by step and writes what is missing from what
-  Ray Tune recorded. `ChildRuns` skips epochs
-  already logged, so no history gets a step twice.
+  Ray Tune recorded. `ChildRuns` skips epochs already logged, so no history gets a step twice.
 
 `HARNESS_MLFLOW_WRITES=inline` makes every call in the caller instead (debugging; the harness
 overhead benchmark's "before" variant).

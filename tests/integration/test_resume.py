@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,28 @@ def saved_trial_statuses(folder: Path) -> dict[str, str]:
     return statuses
 
 
+def wait_for_saved_state(
+    storage: Path, proc: subprocess.Popen, holds: Callable[[Path, dict[str, str]], bool], timeout: float = 300
+) -> None:
+    """Until Ray's newest saved state in the study folder under `storage` satisfies
+    `holds(folder, statuses)` (or `timeout` runs out; the caller checks what it needs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"driver ended early:\n{proc.stdout.read() if proc.stdout else ''}"
+        if storage.is_dir() and any(storage.iterdir()):
+            folder = experiment_folder(storage)
+            if holds(folder, saved_trial_statuses(folder)):
+                return
+        time.sleep(0.1)
+
+
+def stop_driver(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    """Signal the driver alone and wait for it; then let Ray's reaper stop what it leaves."""
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    time.sleep(3)
+
+
 def asha_records(folder: Path) -> dict[str, float]:
     """trial id (at its milestone) -> value, over every rung in the newest saved ASHA state,
     read as Ray Tune reads it on resume."""
@@ -212,16 +235,11 @@ def test_asha_rungs_survive_a_resume(mlflow_server: str, tmp_path: Path) -> None
     try:
         wait_until_mid_study(client, name, proc)
         # ... and until Ray saved a state in which a trial had ended, with the rungs beside it.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            folder = experiment_folder(storage)
-            ended = {t for t, s in saved_trial_statuses(folder).items() if s == "TERMINATED"}
-            if ended and list(folder.glob("callback-states-*.pkl")):
-                break
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        time.sleep(3)
+        wait_for_saved_state(
+            storage, proc, lambda folder, statuses: "TERMINATED" in statuses.values()
+            and bool(list(folder.glob("callback-states-*.pkl"))), timeout=120,
+        )
+        stop_driver(proc, signal.SIGKILL)
     finally:
         kill_session(proc)
 
@@ -308,17 +326,8 @@ def test_hyperband_and_bohb_resume_to_the_end(strategy: str, stop: signal.Signal
     proc = start_driver(study, mlflow_server, storage, home)
     try:
         # Until Ray saved a state in which a trial is paused or has ended.
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"driver ended early:\n{proc.stdout.read() if proc.stdout else ''}"
-            folder = experiment_folder(storage) if storage.is_dir() and any(storage.iterdir()) else None
-            statuses = saved_trial_statuses(folder) if folder else {}
-            if {"PAUSED", "TERMINATED"} & set(statuses.values()):
-                break
-            time.sleep(0.1)
-        proc.send_signal(stop)
-        proc.wait(timeout=120)
-        time.sleep(3)
+        wait_for_saved_state(storage, proc, lambda folder, statuses: bool({"PAUSED", "TERMINATED"} & set(statuses.values())))
+        stop_driver(proc, stop)
     finally:
         kill_session(proc)
 
