@@ -8,6 +8,7 @@ Claims live in YAML files under `studies/claims/` (one file per topic, a list of
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,23 +25,40 @@ CLAIMS_DIR = STUDIES_DIR / "claims"
 TREATMENT, BASELINE = "treatment", "baseline"
 
 
-def measure_terms(measure: str) -> tuple[str, str | None]:
-    """`METRIC` or `METRIC - METRIC`: the metric names of a measurement."""
-    left, sep, right = (part.strip() for part in measure.partition(" - "))
-    return left, (right if sep else None)
+MEASURE_FORMS = "METRIC, METRIC - METRIC, |METRIC - METRIC| or METRIC / METRIC"
+
+
+def measure_terms(measure: str) -> tuple[str, str | None, str | None]:
+    """The metric names of a measurement and how they combine: (left, right, op), op one of
+    `-`, `|-|` (absolute difference), `/` or None (a single metric)."""
+    text = measure.strip()
+    absolute = text.startswith("|") and text.endswith("|")
+    if absolute:
+        text = text[1:-1].strip()
+    for op in (" - ", " / "):
+        left, sep, right = (part.strip() for part in text.partition(op))
+        if sep:
+            return left, right, ("|-|" if absolute else op.strip())
+    return text, None, None
 
 
 def evaluate(measure: str, trial: dict[str, float], test: dict[str, float]) -> float | None:
     """The measurement of one arm's run: the chosen trial's metrics (final epoch) by name, its
     sealed-test scores (`test/...`); None when a metric is missing (a failed trial)."""
+    left, right, op = measure_terms(measure)
     values = []
-    for name in (n for n in measure_terms(measure) if n is not None):
+    for name in (n for n in (left, right) if n is not None):
         source = test if name.startswith("test/") else trial
         value = source.get(name)
         if value is None or not math.isfinite(value):
             return None
         values.append(value)
-    return values[0] - values[1] if len(values) == 2 else values[0]
+    if op is None:
+        return values[0]
+    if op == "/":
+        return values[0] / values[1] if values[1] else None
+    difference = values[0] - values[1]
+    return abs(difference) if op == "|-|" else difference
 
 
 class ClaimSpec(Config):
@@ -52,16 +70,35 @@ class ClaimSpec(Config):
         None, description="or the shipped comparison whose search strategies it compares (arms: {strategy: NAME})"
     )
     arms: dict[str, dict[str, Any]] = Field(description="treatment (and baseline): dotted-path values pinned on the study")
-    measure: str = Field(description="METRIC or METRIC - METRIC; test/... reads the sealed test split")
-    better: Literal["higher", "lower"] = Field(description="which way of the treatment's measure is as claimed")
+    measure: str = Field(description=f"{MEASURE_FORMS}; test/... reads the sealed test split")
+    better: Literal["higher", "lower", "within", "within_factor"] = Field(
+        description="which way of the treatment's measure is as claimed: higher or lower than the baseline's "
+        "(or the threshold), or within `margin` of the baseline's (within_factor: within a factor of `margin`)"
+    )
     margin: float = Field(
-        0.0, description="with a baseline: how much better the treatment must be (negative: how much worse it may be, a 'matches' claim)"
+        0.0,
+        description="with a baseline: how much better the treatment must be (negative: how much worse it may be, "
+        "a 'matches' claim); for within, the largest difference as claimed; for within_factor, the largest ratio",
     )
     threshold: float | None = Field(None, description="without a baseline: the value the treatment must beat")
     settings: dict[str, Any] = Field(default_factory=dict, description="dotted-path values for every arm")
     quick: dict[str, Any] = Field(default_factory=dict, description="more values for --quick (a smaller run)")
     seeds: int = Field(5, ge=1, le=100)
+    failed: Literal["against", "for"] = Field(
+        "against",
+        description="how a failed treatment run counts: against the claim (its worst outcome) or for it "
+        "(a claim that training fails, such as a diverging learning rate)",
+    )
     note: str = ""
+
+    @field_validator("measure")
+    @classmethod
+    def _measure(cls, measure: str) -> str:
+        left, right, op = measure_terms(measure)
+        names = [n for n in (left, right) if n is not None]
+        if op is None and measure.strip().startswith("|") or not all(re.fullmatch(r"[\w/.\-]+", n) for n in names):
+            raise ValueError(f"a measure is {MEASURE_FORMS} (given {measure!r})")
+        return measure
 
     @field_validator("arms")
     @classmethod
@@ -74,8 +111,11 @@ class ClaimSpec(Config):
     def _study_or_comparison(self) -> ClaimSpec:
         if (self.study is None) == (self.comparison is None):
             raise ValueError("give a study or a comparison, not both and not neither")
-        if self.comparison is not None and any(set(arm) != {"strategy"} for arm in self.arms.values()):
-            raise ValueError("the arms of a comparison claim are search strategies: {strategy: NAME}")
+        if self.comparison is not None and any("strategy" not in arm for arm in self.arms.values()):
+            raise ValueError(
+                "each arm of a comparison claim names its search strategy: {strategy: NAME} "
+                "(and any dotted-path values for that arm alone)"
+            )
         return self
 
     @property
@@ -89,33 +129,47 @@ class ClaimSpec(Config):
             raise ValueError("give a baseline arm or a threshold, not both and not neither")
         if self.margin and BASELINE not in self.arms:
             raise ValueError("margin compares with a baseline arm; without one, use threshold")
+        if self.better in ("within", "within_factor") and BASELINE not in self.arms:
+            raise ValueError(f"better: {self.better} compares with a baseline arm")
+        if self.better == "within" and self.margin <= 0 or self.better == "within_factor" and self.margin <= 1:
+            raise ValueError(f"better: {self.better} needs a margin above {0 if self.better == 'within' else 1} (given {self.margin})")
         return self
 
     def effect(self, treatment: float | None, baseline: float | None = None) -> float | None:
         """The seed's effect in the claimed direction, net of margin or threshold (larger:
         as claimed); a failed arm is its worst outcome, both failed is None."""
         sign = 1.0 if self.better == "higher" else -1.0
+        failed = math.inf if self.failed == "for" else -math.inf
         if BASELINE not in self.arms:
-            return -math.inf if treatment is None else sign * (treatment - self.threshold)  # type: ignore[operator]
+            return failed if treatment is None else sign * (treatment - self.threshold)  # type: ignore[operator]
         if treatment is None and baseline is None:
             return None
         if treatment is None:
-            return -math.inf
-        if baseline is None:
-            return math.inf
+            return failed
+        if baseline is None:  # the baseline's worst outcome: beaten, but nothing to be within
+            return -math.inf if self.better.startswith("within") else math.inf
+        if self.better == "within":
+            return self.margin - abs(treatment - baseline)
+        if self.better == "within_factor":
+            # In decades: positive while the two are less than a factor of `margin` apart.
+            if treatment <= 0 or baseline <= 0:
+                return -math.inf
+            return math.log10(self.margin) - abs(math.log10(treatment / baseline))
         return sign * (treatment - baseline) - self.margin
 
     def arm_spec(self, arm: str, seed: int, quick: bool = False) -> StudySpec:
         """The study with this arm's values pinned, its search reduced to the one trial, at
         `seed`; for a comparison claim, the comparison's execution of the arm's strategy at
-        `seed` (its budget and search as the comparison runs them), with the settings applied."""
+        `seed` (its budget and search as the comparison runs them), with the settings and the
+        arm's other values applied."""
         from harness.study.library import resolve_study_file
 
         if self.comparison is not None:
             from harness.compare import load_comparison
 
-            derived = load_comparison(resolve_study_file(self.comparison)).study_for(self.arms[arm]["strategy"], seed)
-            values = {**self.settings, **(self.quick if quick else {})}
+            own = dict(self.arms[arm])
+            derived = load_comparison(resolve_study_file(self.comparison)).study_for(own.pop("strategy"), seed)
+            values = {**self.settings, **(self.quick if quick else {}), **own}
             return spec_from_dict(derived.to_dict(), values, source=f"claim {self.name!r}, arm {arm}")
         raw = read_yaml_mapping(resolve_study_file(self.study), "study file")
         values = {**self.settings, **(self.quick if quick else {}), **self.arms[arm]}

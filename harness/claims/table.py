@@ -22,6 +22,19 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (a measure like |A - B| has pipes)."""
+    return text.replace("|", "\\|")
+
+
+def _direction(claim: ClaimSpec) -> str:
+    if claim.better == "within":
+        return f"within {claim.margin:g} of the baseline's is as claimed"
+    if claim.better == "within_factor":
+        return f"within a factor of {claim.margin:g} of the baseline's is as claimed (effect in decades)"
+    return f"{claim.better} is as claimed" + (f" by more than {claim.margin:g}" if claim.margin else "")
+
+
 def _arms(claim: ClaimSpec) -> str:
     def pinned(values: dict[str, Any]) -> str:
         shown = (f"`{k}={v if isinstance(v, str) else json.dumps(v)}`" for k, v in values.items())
@@ -47,7 +60,8 @@ def claims_table(claims: list[ClaimSpec], state: ClaimsState, command: str) -> s
         "are over seeds. Verdict: a one-sided Wilcoxon signed-rank test over seeds at 0.05 each "
         "way: *holds* (the effect is above zero), **does not hold** (the opposite is true here), "
         "*inconclusive* (neither, or fewer than 5 seeds). A failed run counts as its arm's worst "
-        "outcome. `harness claims NAME` reproduces a row.",
+        "outcome, or as the claim's outcome where the claim is that training fails (marked "
+        "\"a failed run counts for it\"). `harness claims NAME` reproduces a row.",
         "",
         "| topic | claim | verdict | effect (mean [95% CI]) | p | seeds | study and settings | measure |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -65,8 +79,8 @@ def claims_table(claims: list[ClaimSpec], state: ClaimsState, command: str) -> s
             f"| {claim.topic} | {claim.statement} (`{claim.name}`) | {MARK.get(verdict.get('verdict'), 'not run')}"
             f"{'' if not verdict.get('reason') or verdict.get('verdict') != 'inconclusive' else ': ' + verdict['reason']} "
             f"| {effect} | {_number(p) if p is not None else '-'} | {verdict.get('n', 0)} of {len(seeds_of(claim, state))} "
-            f"| `{claim.source}`: {_arms(claim)} | {claim.measure}, {claim.better} is as claimed"
-            f"{f' by more than {claim.margin:g}' if claim.margin else ''} |"
+            f"| `{claim.source}`: {_arms(claim)} | {_cell(claim.measure)}, {_direction(claim)}"
+            f"{'; a failed run counts for it' if claim.failed == 'for' else ''} |"
         )
     notes = [c for c in claims if c.note]
     if notes:

@@ -15,9 +15,13 @@ from harness.trial.kinds import TRIAL_KINDS, kind_for
 
 def data_problems(spec: StudySpec) -> list[str]:
     """A batch size larger than the train split (also among the searched values), label
-    smoothing on a regression task, a step that does not fit the data. Loads the dataset once."""
-    if not TRIAL_KINDS.get(kind_for(spec)).reads_data:
+    smoothing on a regression task, a step that does not fit the data, an LR range test where
+    the trial kind trains no single model. Loads the dataset once."""
+    kind = kind_for(spec)
+    if not TRIAL_KINDS.get(kind).reads_data:
         return []
+    if spec.train.lr_find and kind != "training":
+        return [f"train.lr_find: true runs the range test before a plain training trial; this study's trials are {kind}"]
     sizes = [("train.batch_size", spec.train.batch_size)]
     dist = spec.search.space.get("train.batch_size")
     if dist is not None:

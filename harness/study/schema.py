@@ -185,6 +185,11 @@ class TrainSpec(Config):
     snapshot_ensemble: int = Field(
         0, ge=0, le=100, description="ensemble the weights of the last N SGDR cycle ends (0: off)"
     )
+    lr_find: bool = Field(
+        False,
+        description="run the LR range test (as `harness lr-find`) on the trial's model and data first and "
+        "train at the LR it suggests (reported as lr_find/suggested_lr); replaces train.optimizer.lr",
+    )
     # None is `auto`; left out of the dump when unset, so hashes stay as they were.
     checkpoint_every: int | None = Field(
         None, ge=1, le=MAX_EPOCHS,
@@ -526,6 +531,8 @@ class StudySpec(Config):
                 raw["search"].pop(key, None)
         if raw["train"].get("checkpoint_every") is None:
             raw["train"].pop("checkpoint_every", None)
+        if not raw["train"].get("lr_find"):
+            raw["train"].pop("lr_find", None)
         return raw
 
     def to_yaml(self) -> str:

@@ -63,3 +63,13 @@ def sweep(spec: StudySpec, settings: LRFindSettings) -> tuple[LRRange, int, floa
         diverge_factor=settings.diverge_factor,
     )
     return result, dm.batch_size, module.optimizer_cfg.lr / spec.train.optimizer.lr
+
+
+def at_found_lr(spec: StudySpec, settings: LRFindSettings | None = None) -> tuple[StudySpec, float]:
+    """`train.lr_find`: the spec at the LR the range test suggests for its model and data, and
+    that LR. The sweep is seeded like the trial, so a resumed trial finds the same LR."""
+    result, _, factor = sweep(spec, settings or LRFindSettings())
+    raw = spec.to_dict()
+    # The suggestion is the LR trained at; an LR scaling rule multiplies the configured one.
+    raw["train"]["optimizer"]["lr"] = result.suggestion / factor
+    return StudySpec.model_validate(raw), result.suggestion

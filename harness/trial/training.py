@@ -24,6 +24,8 @@ from lightning_modules.training import (
     snapshots_in,
 )
 
+LR_FOUND = "lr_find/suggested_lr"
+
 
 def fit_trial(
     spec: StudySpec,
@@ -34,6 +36,8 @@ def fit_trial(
     accelerator: str = "cpu",
 ) -> SupervisedModule:
     """Train one resolved spec, calling `sink(metrics, trainer)` after every epoch."""
+    if spec.train.lr_find:
+        spec, sink = _at_found_lr(spec, sink)
     L.seed_everything(spec.seed, workers=True, verbose=False)
     torch.set_num_threads(threads(spec))
     dm, module = build(spec)
@@ -43,6 +47,18 @@ def fit_trial(
         accelerator=accelerator, metric_callbacks=metric_callbacks(spec),
     )
     return module
+
+
+def _at_found_lr(spec: StudySpec, sink: EpochSink) -> tuple[StudySpec, EpochSink]:
+    """The spec at the LR the range test suggests, and a sink that reports that LR each epoch."""
+    from harness.trial.lr_find import at_found_lr  # only trials that ask for the sweep load it
+
+    spec, found = at_found_lr(spec)
+
+    def report(metrics: dict[str, float], trainer: L.Trainer) -> None:
+        sink({**metrics, LR_FOUND: found}, trainer)
+
+    return spec, report
 
 
 def metric_callbacks(spec: StudySpec) -> list[MetricCallback]:

@@ -86,17 +86,23 @@ def grouped_metrics(
 ) -> dict[str, float]:
     """Per-regime scores from per-sample ones: `<split>/loss/<column>_bin_<i>` (the mean loss) and
     `<split>/acc/...` (classification) or `<split>/rmse/...` (regression, the root of the mean
-    squared error). A bin with no sample in this split has no entry."""
+    squared error). A bin with no sample in this split has no entry. Each column's worst bin is
+    repeated as `<split>/<score>/<column>_worst`, the number an overall score can hide."""
     metrics: dict[str, float] = {}
     for column, labels in groups.items():
+        scores: dict[str, list[float]] = {}
         for index, name in enumerate(bin_names[column]):
             members = labels == index
             if not members.any():
                 continue
             loss = float(losses[members].mean())
-            metrics[f"{split}/loss/{name}"] = loss
+            scores.setdefault("loss", []).append(loss)
             if task == "classification" and correct is not None:
-                metrics[f"{split}/acc/{name}"] = float(correct[members].mean())
+                scores.setdefault("acc", []).append(float(correct[members].mean()))
             elif task == "regression":
-                metrics[f"{split}/rmse/{name}"] = float(np.sqrt(loss))
+                scores.setdefault("rmse", []).append(float(np.sqrt(loss)))
+            for score, values in scores.items():
+                metrics[f"{split}/{score}/{name}"] = values[-1]
+        for score, values in scores.items():
+            metrics[f"{split}/{score}/{column}_worst"] = min(values) if score == "acc" else max(values)
     return metrics

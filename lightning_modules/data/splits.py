@@ -4,8 +4,9 @@ Every split kind is a registry entry with its own typed config, tagged by `kind`
 
 - `stratified` / `random`: shuffled holdout (class proportions kept by `stratified`);
 - `kfold`: a sealed test holdout, the rest in k folds; fold i validates on part i;
-- `chronological`: ordered by time, never shuffled: train, then val, then test, with an optional
-  gap of samples dropped between them;
+- `chronological`: ordered by time: train, then val, then test, with an optional
+  gap of samples dropped between them (`shuffle` draws train and val at random from the past:
+  the common mistake, kept to show its cost);
 - `group`: whole regime bins held out (a model must extrapolate to unseen conditions);
 - `regime`: holdout stratified by regime bins (every regime in every split).
 """
@@ -54,6 +55,11 @@ class ChronologicalConfig(_Fractions):
 
     kind: Literal["chronological"] = "chronological"
     gap: int = Field(0, ge=0, description="samples dropped between train and val and between val and test")
+    shuffle: bool = Field(
+        False,
+        description="draw train and val at random from the past before the test span (the common "
+        "mistake on a time series, kept to show what it costs); test stays the future",
+    )
 
 
 class GroupConfig(_Fractions):
@@ -139,13 +145,18 @@ def _every_class_fills(labels: np.ndarray, folds: int) -> bool:
 
 
 def chronological_split(data: ArrayDataset, cfg: ChronologicalConfig, seed: int, fold: int = 0) -> SplitIndices:
-    """By `data.time` (else sample order): [train][gap][val][gap][test]; never shuffled."""
+    """By `data.time` (else sample order): [train][gap][val][gap][test]; with `shuffle`,
+    [train and val at random][gap][test]."""
     order = np.argsort(data.time, kind="stable") if data.time is not None else np.arange(len(data.y))
     n = len(order)
     n_test, n_val = max(1, round(cfg.test * n)), max(1, round(cfg.val * n))
     n_train = n - n_test - n_val - 2 * cfg.gap
     if n_train < 1:
         raise ValueError(f"chronological split: gap {cfg.gap} leaves no training sample of {n}")
+    if cfg.shuffle:
+        # The same training-set size as unshuffled: only the val/train boundary moves into time.
+        past = np.random.default_rng(seed).permutation(order[: n_train + n_val + cfg.gap])
+        return SplitIndices(np.sort(past[n_val : n_val + n_train]), np.sort(past[:n_val]), order[n - n_test :])
     val_start = n_train + cfg.gap
     return SplitIndices(
         order[:n_train], order[val_start : val_start + n_val], order[n - n_test :]

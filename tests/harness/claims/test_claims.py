@@ -56,6 +56,24 @@ def test_measurements_read_trial_and_test_scores() -> None:
     assert evaluate("val/loss - val/snapshot_ensemble/loss", trial, test) == pytest.approx(0.05)
     assert evaluate("test/loss - val/loss", trial, test) == pytest.approx(0.2)
     assert evaluate("val/acc", trial, test) is None  # missing: a failed trial's measure
+    assert evaluate("|val/loss - test/loss|", trial, test) == pytest.approx(0.2)
+    assert evaluate("test/loss / val/loss", trial, test) == pytest.approx(0.5 / 0.3)
+    assert evaluate("test/loss / val/zero", {"val/zero": 0.0}, test) is None
+    for bad in ("|val/loss|", "val/loss * 2", "val/loss -"):
+        with pytest.raises(ValueError, match="a measure is"):
+            ClaimSpec.model_validate({**CLAIM, "measure": bad})
+
+
+def test_a_failed_treatment_counts_for_a_claim_that_training_fails() -> None:
+    diverges = ClaimSpec.model_validate({**CLAIM, "failed": "for"})
+    assert diverges.effect(None, 0.3) == math.inf and diverges.effect(0.9, 0.3) == pytest.approx(0.6)
+    alone = ClaimSpec.model_validate({**CLAIM, "arms": {"treatment": {}}, "threshold": 1.0, "failed": "for",
+                                      "settings": {"train.regularization": {}}})
+    assert alone.effect(None) == math.inf
+    result = ClaimResult("c", "r", {str(s): {"treatment": None, "baseline": 0.1} for s in range(5)})
+    result.verdict = decide(result.effects(diverges)).__dict__
+    row = claims_table([diverges], ClaimsState(False, 5, "sqlite://", {"c": result}), "harness claims").splitlines()[-1]
+    assert "| holds |" in row and "a failed run counts for it" in row
 
 
 def test_arms_pin_a_single_trial_and_a_searched_field_left_is_an_error() -> None:
@@ -96,5 +114,12 @@ def test_a_comparison_claim_runs_the_comparisons_execution_of_each_strategy() ->
     assert claim.arm_spec("baseline", seed=4).search.budget_epochs == 90  # the comparison's own budget
     with pytest.raises(ValueError, match="strategy"):
         ClaimSpec.model_validate({**CLAIM, "study": None, "comparison": "compare_strategies"})
+    # An arm may pin values of its own beside the strategy: here a third of the baseline's budget.
+    fraction = ClaimSpec.model_validate({
+        **claim.model_dump(), "arms": {"treatment": {"strategy": "asha", "search.budget_epochs": 30},
+                                       "baseline": {"strategy": "random"}},
+    })
+    assert fraction.arm_spec("treatment", seed=0).search.budget_epochs == 30
+    assert fraction.arm_spec("baseline", seed=0).search.budget_epochs == 90
     with pytest.raises(ValueError, match="study or a comparison"):
         ClaimSpec.model_validate({**CLAIM, "comparison": "compare_strategies"})

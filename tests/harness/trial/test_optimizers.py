@@ -133,3 +133,26 @@ def test_cli_rejects_an_oversized_batch_before_running(tmp_path: Path, capsys: p
     assert main(["validate", str(study), "--set", "train.batch_size=4096"]) == 2
     assert "train.batch_size: 4096 is larger than the train split" in capsys.readouterr().err
     assert main(["validate", str(study), "--set", "train.batch_size=full"]) == 0
+
+
+def test_lr_find_trains_at_the_range_tests_suggestion_and_reports_it():
+    from harness.trial.lr_find import LRFindSettings, sweep
+    from harness.trial.training import LR_FOUND, fit_trial
+
+    spec = spec_from_dict(with_train(lr_find=True, optimizer={"name": "sgd", "lr": 0.05}, schedule={"name": "constant"}))
+    assert "lr_find" in spec.to_dict()["train"] and "lr_find" not in spec_from_dict(STUDY).to_dict()["train"]
+    expected = sweep(spec, LRFindSettings())[0].suggestion
+    rows: list[dict] = []
+    fit_trial(spec, lambda metrics, trainer: rows.append(metrics))
+    assert len(rows) == 2 and all(row[LR_FOUND] == pytest.approx(expected) for row in rows)
+    # It trained at the suggestion, not at the configured 0.05 (the constant schedule keeps it).
+    assert rows[-1]["lr"] == pytest.approx(expected) and abs(expected - 0.05) > 1e-3
+    plain: list[dict] = []
+    fit_trial(spec_from_dict(with_train(optimizer={"name": "sgd", "lr": 0.05}, schedule={"name": "constant"})),
+              lambda metrics, trainer: plain.append(metrics))
+    assert LR_FOUND not in plain[-1] and plain[-1]["lr"] == pytest.approx(0.05)
+
+
+def test_lr_find_is_refused_where_a_trial_trains_no_single_model():
+    kfold = {**with_train(lr_find=True), "data": {"dataset": "digits", "split": {"kind": "kfold", "folds": 3}}}
+    assert "train.lr_find: true runs the range test before a plain training trial" in error_of(kfold)

@@ -31,6 +31,26 @@ def test_chronological_split_never_trains_on_the_future():
     assert t[idx.test].min() - t[idx.val].max() == pytest.approx(6 * 0.5)
 
 
+def test_shuffled_chronological_split_mixes_train_and_val_but_keeps_the_test_future():
+    rng = np.random.default_rng(1)
+    n = 200
+    data = ArrayDataset(x=rng.normal(size=(n, 3)).astype(np.float32), y=np.zeros(n, np.float32),
+                        task="regression", time=rng.permutation(n).astype(float))
+    settings = {"kind": "chronological", "val": 0.2, "test": 0.1, "gap": 5}
+    plain = split_dataset(data, split_config(settings), seed=0)
+    mixed = split_dataset(data, split_config({**settings, "shuffle": True}), seed=0)
+    t = data.time
+    # The same sizes and the same future test span, behind the same gap.
+    assert np.array_equal(mixed.test, plain.test)
+    assert (len(mixed.train), len(mixed.val)) == (len(plain.train), len(plain.val))
+    assert t[mixed.test].min() - max(t[mixed.train].max(), t[mixed.val].max()) == 6
+    # Val is drawn from the whole past, so train holds samples later than some of val's.
+    assert not set(mixed.train) & set(mixed.val)
+    assert t[mixed.train].max() > t[mixed.val].min() and t[mixed.val].max() > t[mixed.train].min()
+    other = split_dataset(data, split_config({**settings, "shuffle": True}), seed=1)
+    assert not np.array_equal(other.val, mixed.val)
+
+
 def test_chronological_split_of_motor_windows_is_ordered_by_time():
     dm = ArrayDataModule(MOTOR, {"kind": "chronological", "gap": 3}, [], batch_size=16)
     data, idx = dm.data, split_dataset(dm.data, dm.split_cfg, 0)
