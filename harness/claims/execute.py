@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.claims.spec import BASELINE, TREATMENT, ClaimSpec, evaluate
+from harness.claims.spec import ClaimSpec, evaluate
 from harness.claims.verdict import Verdict, decide
 from harness.errors import SpecError
 from harness.paths import default_storage, default_tracking_uri, harness_home
@@ -41,10 +41,7 @@ class ClaimResult:
     verdict: dict[str, Any] | None = None
 
     def effects(self, claim: ClaimSpec) -> list[float | None]:
-        return [
-            claim.effect(arms.get(TREATMENT), arms.get(BASELINE))
-            for arms in self.values.values() if set(claim.arms) <= set(arms)
-        ]
+        return [claim.effect_of(arms) for arms in self.values.values() if set(claim.measured_arms) <= set(arms)]
 
 
 @dataclass
@@ -138,7 +135,8 @@ def _run_claim(
                        {c.CLAIM: claim.name, "topic": claim.topic, "quick": str(state.quick).lower()})
         result.run_id = run.parent_run_id
         for key, value in {"statement": claim.statement, "study": claim.source, "measure": claim.measure,
-                           "better": claim.better, "margin": claim.margin, "threshold": claim.threshold}.items():
+                           "better": claim.better, "margin": claim.margin, "threshold": claim.threshold,
+                           "contrast": claim.contrast}.items():
             client.log_param(result.run_id, key, str(value)[:6000])
         state.save(folder)
     else:
@@ -169,7 +167,7 @@ def _measure(
     wanted: dict[str, list[tuple[str, str]]] = {}  # execution key -> the (seed, arm) it measures
     specs: dict[str, StudySpec] = {}
     for seed in seeds_of(claim, state):
-        for arm in claim.arms:
+        for arm in claim.measured_arms:
             if arm in result.values.setdefault(str(seed), {}):
                 continue
             spec = claim.arm_spec(arm, seed, state.quick)
@@ -186,8 +184,8 @@ def _measure(
             measured = result.values[seed]
             measured[arm] = evaluate(claim.measure, done["trial"], done["test"]) if done["trial"] is not None else None
             progress(f"{claim.name}: seed {seed}, {arm}: {claim.measure} = {_fmt(measured[arm])}{' (reused)' if reused else ''}")
-            effect = claim.effect(measured.get(TREATMENT), measured.get(BASELINE))
-            if effect is not None and set(claim.arms) <= set(measured):
+            effect = claim.effect_of(measured)
+            if effect is not None and set(claim.measured_arms) <= set(measured):
                 client.log_metric(result.run_id, "effect", effect if abs(effect) != float("inf") else _capped(effect),
                                   step=int(seed))  # fmt: skip
         state.save(folder)

@@ -23,6 +23,7 @@ from lightning_modules.config import Config
 
 CLAIMS_DIR = STUDIES_DIR / "claims"
 TREATMENT, BASELINE = "treatment", "baseline"
+CONTRAST = "/contrast"  # the suffix of an arm measured in a contrast claim's reference condition (MLflow keys take no @)
 
 
 MEASURE_FORMS = "METRIC, METRIC - METRIC, |METRIC - METRIC| or METRIC / METRIC"
@@ -82,6 +83,11 @@ class ClaimSpec(Config):
     )
     threshold: float | None = Field(None, description="without a baseline: the value the treatment must beat")
     settings: dict[str, Any] = Field(default_factory=dict, description="dotted-path values for every arm")
+    contrast: dict[str, Any] | None = Field(
+        None,
+        description="values for a reference condition (applied over the settings): the effect is the arms' "
+        "difference under the settings minus their difference under these (a claim that an advantage grows)",
+    )
     quick: dict[str, Any] = Field(default_factory=dict, description="more values for --quick (a smaller run)")
     seeds: int = Field(5, ge=1, le=100)
     failed: Literal["against", "for"] = Field(
@@ -131,6 +137,9 @@ class ClaimSpec(Config):
             raise ValueError("margin compares with a baseline arm; without one, use threshold")
         if self.better in ("within", "within_factor") and BASELINE not in self.arms:
             raise ValueError(f"better: {self.better} compares with a baseline arm")
+        if self.contrast is not None and (BASELINE not in self.arms or self.better not in ("higher", "lower")):
+            raise ValueError("a contrast compares the treatment-baseline difference of two conditions: "
+                             "it needs a baseline arm and better: higher or lower")
         if self.better == "within" and self.margin <= 0 or self.better == "within_factor" and self.margin <= 1:
             raise ValueError(f"better: {self.better} needs a margin above {0 if self.better == 'within' else 1} (given {self.margin})")
         return self
@@ -157,22 +166,43 @@ class ClaimSpec(Config):
             return math.log10(self.margin) - abs(math.log10(treatment / baseline))
         return sign * (treatment - baseline) - self.margin
 
+    @property
+    def measured_arms(self) -> list[str]:
+        """The arms each seed measures: treatment and baseline, and for a contrast claim both
+        again in the reference condition (`treatment/contrast`, `baseline/contrast`)."""
+        arms = list(self.arms)
+        return arms + [f"{arm}{CONTRAST}" for arm in arms] if self.contrast is not None else arms
+
+    def effect_of(self, measured: dict[str, float | None]) -> float | None:
+        """One seed's effect from its measured arms (see `effect`); for a contrast claim, the
+        effect under the settings minus the effect in the reference condition."""
+        main = self.effect(measured.get(TREATMENT), measured.get(BASELINE))
+        if self.contrast is None or main is None:
+            return main
+        reference = self.effect(measured.get(TREATMENT + CONTRAST), measured.get(BASELINE + CONTRAST))
+        if reference is None or math.isinf(main) and math.isinf(reference):
+            return None  # both conditions failed the same arm, or one failed in each: nothing to compare
+        return main - reference
+
     def arm_spec(self, arm: str, seed: int, quick: bool = False) -> StudySpec:
         """The study with this arm's values pinned, its search reduced to the one trial, at
         `seed`; for a comparison claim, the comparison's execution of the arm's strategy at
         `seed` (its budget and search as the comparison runs them), with the settings and the
-        arm's other values applied."""
+        arm's other values applied. `ARM/contrast` is the arm in a contrast claim's reference
+        condition."""
         from harness.study.library import resolve_study_file
 
+        arm, reference = arm.removesuffix(CONTRAST), arm.endswith(CONTRAST)
+        condition = {**self.settings, **(self.quick if quick else {}), **((self.contrast or {}) if reference else {})}
         if self.comparison is not None:
             from harness.compare import load_comparison
 
             own = dict(self.arms[arm])
             derived = load_comparison(resolve_study_file(self.comparison)).study_for(own.pop("strategy"), seed)
-            values = {**self.settings, **(self.quick if quick else {}), **own}
+            values = {**condition, **own}
             return spec_from_dict(derived.to_dict(), values, source=f"claim {self.name!r}, arm {arm}")
         raw = read_yaml_mapping(resolve_study_file(self.study), "study file")
-        values = {**self.settings, **(self.quick if quick else {}), **self.arms[arm]}
+        values = {**condition, **self.arms[arm]}
         overrides = {**values, "seed": seed, "search.strategy": "random", "search.num_trials": 1}
         spec = spec_from_dict(raw, overrides, source=f"claim {self.name!r}, arm {arm}")
         if spec.search.space:

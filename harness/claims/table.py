@@ -41,6 +41,8 @@ def _arms(claim: ClaimSpec) -> str:
         return ", ".join(shown) or "the study as it is"
 
     common = f" (all arms: {pinned(claim.settings)})" if claim.settings else ""
+    if claim.contrast is not None:
+        common += f"; the difference minus the same difference at {pinned(claim.contrast)}"
     if BASELINE in claim.arms:
         return f"{pinned(claim.arms[TREATMENT])} against {pinned(claim.arms[BASELINE])}{common}"
     return f"{pinned({**claim.settings, **claim.arms[TREATMENT]})}, against the threshold {claim.threshold:g}"
@@ -56,8 +58,9 @@ def claims_table(claims: list[ClaimSpec], state: ClaimsState, command: str) -> s
         "Each claim is the seed's statement, tested on a shipped study with the settings named "
         "(one trial per setting and seed, the study's search removed). The effect is the "
         "treatment's measure minus the baseline's (or minus the threshold), signed so that a "
-        "positive effect is what the claim says, net of any margin; its mean and 95% t-interval "
-        "are over seeds. Verdict: a one-sided Wilcoxon signed-rank test over seeds at 0.05 each "
+        "positive effect is what the claim says, net of any margin (a *within* claim: the margin "
+        "minus the distance between the two; a contrast claim: the difference minus the same "
+        "difference in the reference condition); its mean and 95% t-interval are over seeds. Verdict: a one-sided Wilcoxon signed-rank test over seeds at 0.05 each "
         "way: *holds* (the effect is above zero), **does not hold** (the opposite is true here), "
         "*inconclusive* (neither, or fewer than 5 seeds). A failed run counts as its arm's worst "
         "outcome, or as the claim's outcome where the claim is that training fails (marked "

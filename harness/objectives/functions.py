@@ -92,7 +92,8 @@ def inputs(values: dict[str, Any]) -> list[float]:
 def noise_draw(values: dict[str, Any], seed: int, epoch: int) -> float:
     """A standard normal draw fixed by (study seed, the trial's objective values, epoch):
     reproducible, the same after a resume, and different between trials."""
-    canonical = {k: (v if k == "name" else float(v)) for k, v in values.items()}
+    # The simulated cost is not part of the point: the same point draws the same noise at any cost.
+    canonical = {k: (v if k == "name" else float(v)) for k, v in values.items() if k != "cost_s"}
     key = json.dumps([seed, epoch, canonical], sort_keys=True)
     digest = hashlib.sha256(key.encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big")).gauss(0.0, 1.0)

@@ -41,6 +41,10 @@ class ObjectiveConfig(Config):
 
     name: str  # each entry narrows this to its own name, the union's tag
     noise: float = Field(0.0, ge=0.0, description="standard deviation of Gaussian noise on each reported value")
+    cost_s: float = Field(
+        0.0, ge=0.0, le=60.0,
+        description="seconds each epoch takes, slept: an expensive trial that leaves the CPU to the searcher",
+    )
 
     def inputs(self) -> list[float]:
         """The function's arguments, in order (the fields named x1, x2, ...)."""

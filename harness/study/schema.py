@@ -533,6 +533,8 @@ class StudySpec(Config):
             raw["train"].pop("checkpoint_every", None)
         if not raw["train"].get("lr_find"):
             raw["train"].pop("lr_find", None)
+        if raw.get("objective") is not None and not raw["objective"].get("cost_s"):
+            raw["objective"].pop("cost_s", None)
         return raw
 
     def to_yaml(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,7 +64,10 @@ class ObjectivePlan:
 def run_objective(plan: ObjectivePlan, sink: Sink, start_epoch: int = 0) -> None:
     """Report epochs `start_epoch + 1 .. max_epochs`: `sink(metrics, folder)` gets each
     epoch's metrics and a folder holding its checkpoint."""
+    cost = float(plan.objective.get("cost_s") or 0.0)
     for epoch in range(start_epoch + 1, plan.max_epochs + 1):
+        if cost:
+            time.sleep(cost)
         metrics = {"epoch": epoch, **observe(plan.function, plan.optimum, plan.objective, plan.seed, epoch, plan.max_epochs)}
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / CHECKPOINT_FILE).write_text(json.dumps({"epoch": epoch}))

@@ -123,3 +123,38 @@ def test_a_comparison_claim_runs_the_comparisons_execution_of_each_strategy() ->
     assert fraction.arm_spec("baseline", seed=0).search.budget_epochs == 90
     with pytest.raises(ValueError, match="study or a comparison"):
         ClaimSpec.model_validate({**CLAIM, "comparison": "compare_strategies"})
+
+
+def test_a_contrast_claim_measures_both_arms_in_both_conditions() -> None:
+    claim = ClaimSpec.model_validate({
+        "name": "grows", "topic": "search", "statement": "BO's advantage grows with cost", "comparison": "compare_strategies",
+        "arms": {"treatment": {"strategy": "gp"}, "baseline": {"strategy": "random"}},
+        "settings": {"objective.cost_s": 0.5}, "contrast": {"objective.cost_s": 0.0},
+        "measure": "objective/regret", "better": "lower",
+    })
+    assert claim.measured_arms == ["treatment", "baseline", "treatment/contrast", "baseline/contrast"]
+    costs = {arm: claim.arm_spec(arm, 0).objective.cost_s for arm in claim.measured_arms}
+    assert costs == {"treatment": 0.5, "baseline": 0.5, "treatment/contrast": 0.0, "baseline/contrast": 0.0}
+    assert claim.arm_spec("treatment/contrast", 0).search.strategy == "gp"
+    # Regret 0.1 against 0.5 when trials are costly, 0.2 against 0.3 when they are instant:
+    # the advantage is 0.4 against 0.1, so it grew by 0.3.
+    measured = {"treatment": 0.1, "baseline": 0.5, "treatment/contrast": 0.2, "baseline/contrast": 0.3}
+    assert claim.effect_of(measured) == pytest.approx(0.3)
+    assert claim.effect_of({**measured, "treatment": None}) == -math.inf  # BO failed where it should win
+    assert claim.effect_of({**measured, "treatment": None, "baseline/contrast": None}) is None
+    result = ClaimResult("grows", "r", {str(s): dict(measured) for s in range(5)})
+    result.verdict = decide(result.effects(claim)).__dict__
+    row = claims_table([claim], ClaimsState(False, 5, "sqlite://", {"grows": result}), "harness claims").splitlines()[-1]
+    assert "| holds |" in row and "the same difference at `objective.cost_s=0.0`" in row
+    with pytest.raises(ValueError, match="needs a baseline arm"):
+        ClaimSpec.model_validate({**CLAIM, "arms": {"treatment": {}}, "threshold": 0.1, "contrast": {"seed": 1}})
+
+
+def test_within_claims_hold_either_side_of_the_baseline() -> None:
+    within = ClaimSpec.model_validate({**CLAIM, "better": "within", "margin": 0.05})
+    assert within.effect(0.52, 0.5) == pytest.approx(0.03) and within.effect(0.48, 0.5) == pytest.approx(0.03)
+    assert within.effect(0.6, 0.5) < 0 and within.effect(0.5, None) == -math.inf
+    factor = ClaimSpec.model_validate({**CLAIM, "better": "within_factor", "margin": 10})
+    assert factor.effect(0.3, 0.1) == pytest.approx(1 - math.log10(3)) and factor.effect(0.01, 0.3) < 0
+    with pytest.raises(ValueError, match="needs a margin above 1"):
+        ClaimSpec.model_validate({**CLAIM, "better": "within_factor", "margin": 0.5})

@@ -111,7 +111,7 @@ def test_objective_inputs_are_searchable_by_dotted_path():
     [
         ({"name": "rosenbrock"}, {}, "objective.name: unknown objective 'rosenbrock'; known: branin, hartmann6"),
         ({"x1": 1.0}, {}, "objective.name: missing; known: branin, hartmann6, learning_curve"),
-        ({"name": "branin", "x3": 1.0}, {}, "objective.x3: unknown key (given 1.0); allowed keys: name, noise, x1, x2"),
+        ({"name": "branin", "x3": 1.0}, {}, "objective.x3: unknown key (given 1.0); allowed keys: cost_s, name, noise, x1, x2"),
         ({"name": "branin", "x1": 11.0}, {}, "objective.x1: Input should be less than or equal to 10"),
         ({"name": "branin", "noise": -1.0}, {}, "objective.noise: Input should be greater than or equal to 0"),
         ({"name": "branin"}, {"space": {"objective.x1": {"uniform": [-10, 10]}}}, "value -10.0 is not allowed"),
@@ -147,3 +147,20 @@ def test_objective_workers_import_neither_the_spec_nor_torch():
     code = "import sys, harness.trial.objective; print(sorted({'torch', 'lightning', 'harness.study', 'mlflow', 'ray'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_simulated_cost_slows_each_epoch_and_changes_nothing_else():
+    import time
+
+    plain = spec_from_dict(study({"name": "hartmann6", "noise": 0.1}))
+    costly = spec_from_dict(study({"name": "hartmann6", "noise": 0.1, "cost_s": 0.05}))
+    assert "cost_s" not in plain.to_dict()["objective"] and costly.to_dict()["objective"]["cost_s"] == 0.05
+    reports: dict[str, list[dict]] = {"plain": [], "costly": []}
+    started = time.perf_counter()
+    run_objective(ObjectivePlan.from_spec(costly), lambda metrics, folder: reports["costly"].append(metrics))
+    slept = time.perf_counter() - started
+    run_objective(ObjectivePlan.from_spec(plain), lambda metrics, folder: reports["plain"].append(metrics))
+    assert slept >= 0.05 * costly.train.max_epochs  # it slept through every epoch
+    assert reports["costly"] == reports["plain"]  # the same values and noise draws
+    with pytest.raises(SpecError, match="cost_s"):
+        spec_from_dict(study({"name": "hartmann6", "cost_s": -1}))
