@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take the executions another claims folder measured (same spec and seed) instead of running them again")
     p.add_argument("--list", action="store_true", help="list the claims and their studies; run nothing")
     p.add_argument("--parallel", type=int, metavar="N",
-                   help="executions at once, each in a driver process of its own (default: as many as the cluster's CPUs keep busy)")
+                   help="executions at once, each in a driver process of its own (default: as many as the cluster's CPUs keep busy; one at a time for wall-clock budgets)")
     run_args(p, home / "claims")
     p.set_defaults(func=cmd_claims)
 

@@ -195,7 +195,10 @@ def _measure(
     if not specs:
         return
     tags = {key: {c.CLAIM: claim.name, c.ARM: wanted[key][0][1]} for key in specs}
-    runs = parallel or auto_parallel(len(specs), max(s.resources.cpus_per_trial for s in specs.values()), 1)
+    # Wall-clock budgets run one at a time unless told otherwise, as in a comparison: executions
+    # sharing the cores would get unequal seconds.
+    timed = any(s.search.time_budget_s for s in specs.values())
+    runs = parallel or (1 if timed else auto_parallel(len(specs), max(s.resources.cpus_per_trial for s in specs.values()), 1))
     if min(runs, len(specs)) <= 1:
         for key, spec in specs.items():
             outcome = run_study(spec, address=address, tracking_uri=state.tracking_uri, progress=False,
