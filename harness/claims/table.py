@@ -60,8 +60,8 @@ def claims_table(claims: list[ClaimSpec], state: ClaimsState, command: str) -> s
         "treatment's measure minus the baseline's (or minus the threshold), signed so that a "
         "positive effect is what the claim says, net of any margin (a *within* claim: the margin "
         "minus the distance between the two; a contrast claim: the difference minus the same "
-        "difference in the reference condition); its mean and 95% t-interval are over seeds. Verdict: a one-sided Wilcoxon signed-rank test over seeds at 0.05 each "
-        "way: *holds* (the effect is above zero), **does not hold** (the opposite is true here), "
+        "difference in the reference condition); its mean and 95% t-interval are over seeds. "
+        "Verdict: a one-sided Wilcoxon signed-rank test over seeds at 0.05 each way: *holds* (the effect is above zero), **does not hold** (the opposite is true here), "
         "*inconclusive* (neither, or fewer than 5 seeds). A failed run counts as its arm's worst "
         "outcome, or as the claim's outcome where the claim is that training fails (marked "
         "\"a failed run counts for it\"). `harness claims NAME` reproduces a row.",
