@@ -18,10 +18,10 @@ def data_problems(spec: StudySpec) -> list[str]:
     smoothing on a regression task, a step that does not fit the data, an LR range test where
     the trial kind trains no single model. Loads the dataset once."""
     kind = kind_for(spec)
-    if not TRIAL_KINDS.get(kind).reads_data:
-        return []
     if spec.train.lr_find and kind != "training":
         return [f"train.lr_find: true runs the range test before a plain training trial; this study's trials are {kind}"]
+    if not TRIAL_KINDS.get(kind).reads_data:
+        return []
     sizes = [("train.batch_size", spec.train.batch_size)]
     dist = spec.search.space.get("train.batch_size")
     if dist is not None:

@@ -38,6 +38,9 @@ METRICS = (
 # A trial's resources and the search's own settings are fixed for a whole study.
 UNSEARCHABLE = ("name", "description", "search", "resources")
 BUDGET_KEYS = ("budget_epochs", "time_budget_s")
+# Fields that came after specs were hashed: left out of the dump at their default (None, False
+# or 0), so that every earlier spec keeps its hash.
+FIELDS_ADDED_LATER = (("train", "checkpoint_every"), ("train", "lr_find"), ("objective", "cost_s"))
 MULTI_OBJECTIVE_KEYS = ("objectives", "constraints", "reference")
 
 ModelSpec = Annotated[
@@ -529,12 +532,9 @@ class StudySpec(Config):
         for key in (*BUDGET_KEYS, *MULTI_OBJECTIVE_KEYS):
             if raw["search"].get(key) is None:
                 raw["search"].pop(key, None)
-        if raw["train"].get("checkpoint_every") is None:
-            raw["train"].pop("checkpoint_every", None)
-        if not raw["train"].get("lr_find"):
-            raw["train"].pop("lr_find", None)
-        if raw.get("objective") is not None and not raw["objective"].get("cost_s"):
-            raw["objective"].pop("cost_s", None)
+        for section, key in FIELDS_ADDED_LATER:
+            if raw.get(section) is not None and not raw[section].get(key):
+                raw[section].pop(key, None)  # at its default: absent, as before the field existed
         return raw
 
     def to_yaml(self) -> str:

@@ -90,19 +90,20 @@ def grouped_metrics(
     repeated as `<split>/<score>/<column>_worst`, the number an overall score can hide."""
     metrics: dict[str, float] = {}
     for column, labels in groups.items():
-        scores: dict[str, list[float]] = {}
+        by_score: dict[str, list[float]] = {}
         for index, name in enumerate(bin_names[column]):
             members = labels == index
             if not members.any():
                 continue
             loss = float(losses[members].mean())
-            scores.setdefault("loss", []).append(loss)
+            scores = {"loss": loss}
             if task == "classification" and correct is not None:
-                scores.setdefault("acc", []).append(float(correct[members].mean()))
+                scores["acc"] = float(correct[members].mean())
             elif task == "regression":
-                scores.setdefault("rmse", []).append(float(np.sqrt(loss)))
-            for score, values in scores.items():
-                metrics[f"{split}/{score}/{name}"] = values[-1]
-        for score, values in scores.items():
+                scores["rmse"] = float(np.sqrt(loss))
+            for score, value in scores.items():
+                metrics[f"{split}/{score}/{name}"] = value
+                by_score.setdefault(score, []).append(value)
+        for score, values in by_score.items():
             metrics[f"{split}/{score}/{column}_worst"] = min(values) if score == "acc" else max(values)
     return metrics
