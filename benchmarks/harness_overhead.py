@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="trials per run (default 24)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs each trivial trial reports (default 5)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per variant (default 3)")
+    parser.add_argument(
+        "--no-wal", action="store_true", help="keep the store in SQLite's rollback-journal mode (what WAL buys)"
+    )
     args = parser.parse_args()
     trials = args.trials or (6 if args.quick else 24)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -183,6 +186,10 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     os.environ["HARNESS_HOME"] = str(home)  # a throwaway local SQLite store and Ray folder
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if args.no_wal:
+        import harness.tracking.store
+
+        harness.tracking.store.use_wal = lambda path: False  # the store is created by this process
 
     from harness.run.cluster import init_ray
     from harness.study import load_spec
@@ -191,7 +198,7 @@ def main() -> None:
     spec = load_spec(QUICKSTART, overrides)
     print(
         f"# harness overhead: {trials} trivial trials x {args.epochs} epochs, strategy random (FIFO), "
-        f"{repeats} repeats after one warm-up round",
+        f"{repeats} repeats after one warm-up round" + (", SQLite rollback journal (--no-wal)" if args.no_wal else ""),
         flush=True,
     )
     start = time.perf_counter()

@@ -9,11 +9,12 @@ import importlib.metadata
 import platform
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 import harness
@@ -138,18 +139,42 @@ def open_run(
     return StudyRun(tracking_uri, experiment_id, run.info.run_id)
 
 
+def end_tags(status: str, reason: str | None) -> list[RunTag]:
+    """The tags a run ends with: its status mirrored (searchable) and, if given, the reason."""
+    return [RunTag(c.STATUS, status)] + ([RunTag(c.STOP_REASON, reason[:5000])] if reason is not None else [])
+
+
 def end_run(client: MlflowClient, run_id: str, status: str, reason: str | None = None, only_if_running: bool = False) -> bool:
     """End a run with `status` (mirrored in the `status` tag) and, if given, the reason; with
     `only_if_running`, a run that has already ended keeps what it has. Returns whether it ended it."""
     if only_if_running and client.get_run(run_id).info.status != c.RUNNING:
         return False
-    tags = [RunTag(c.STATUS, status)] + ([RunTag(c.STOP_REASON, reason[:5000])] if reason is not None else [])
-    client.log_batch(run_id, tags=tags, synchronous=True)  # one store call for both tags
+    client.log_batch(run_id, tags=end_tags(status, reason), synchronous=True)  # one store call for both tags
     client.set_terminated(run_id, status=status)
     return True
 
 
-PARAMS_PER_BATCH = 100  # MLflow's limit on params in one log_batch
+# MLflow's limits on one log_batch (`mlflow.utils.validation`).
+PARAMS_PER_BATCH = 100
+TAGS_PER_BATCH = 100
+ENTITIES_PER_BATCH = 1000
+
+
+def log_in_batches(
+    client: MlflowClient, run_id: str, params: Sequence[Param] = (), metrics: Sequence[Metric] = (), tags: Sequence[RunTag] = ()
+) -> int:
+    """Log params, metrics and tags together in as few `log_batch` calls as MLflow's limits
+    allow (each call is one store transaction); returns how many calls it made."""
+    params, metrics, tags = list(params), list(metrics), list(tags)
+    calls = 0
+    while params or metrics or tags:
+        batch_params, params = params[:PARAMS_PER_BATCH], params[PARAMS_PER_BATCH:]
+        batch_tags, tags = tags[:TAGS_PER_BATCH], tags[TAGS_PER_BATCH:]
+        room = ENTITIES_PER_BATCH - len(batch_params) - len(batch_tags)
+        batch_metrics, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags, synchronous=True)
+        calls += 1
+    return calls
 
 
 def stamp() -> str:
@@ -181,8 +206,7 @@ def start_study_run(
     try:
         describe_experiment(client, study.experiment_id, spec.description)
         params = [Param(k, str(v)[:6000]) for k, v in flatten(spec.to_dict()).items() if not k.startswith("search.space")]
-        for start in range(0, len(params), PARAMS_PER_BATCH):  # a store call per batch, not per param
-            client.log_batch(study.parent_run_id, params=params[start : start + PARAMS_PER_BATCH], synchronous=True)
+        log_in_batches(client, study.parent_run_id, params=params)  # a store call per batch, not per param
         client.log_text(study.parent_run_id, spec.to_yaml(), c.SPEC_ARTIFACT)
         client.log_text(study.parent_run_id, environment_lock(), c.ENVIRONMENT_ARTIFACT)
     except BaseException as exc:  # a Ctrl-C or SIGTERM while it is being filled in

@@ -12,6 +12,8 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from harness.tracking import contract as c
-from harness.tracking.runs import StudyRun, client_for, end_run
+from harness.tracking.runs import StudyRun, client_for, end_run, end_tags, log_in_batches
 
 
 class TrialSpecs(Protocol):
@@ -64,15 +66,27 @@ def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
-METRICS_PER_BATCH = 1000  # MLflow's limit on metrics in one log_batch
+@dataclass
+class Held:
+    """A run's params, metrics and tags not yet written (see `ChildRuns.hold`)."""
+
+    params: list[Param] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    tags: dict[str, RunTag] = field(default_factory=dict)
 
 
 class ChildRuns:
     """Creates, feeds and closes the child runs of one parent run; idempotent, so that a
-    resumed study continues each trial's run instead of opening a second one."""
+    resumed study continues each trial's run instead of opening a second one.
 
-    def __init__(self, study: StudyRun, specs: TrialSpecs, scheduler: str) -> None:
-        self.study, self.specs, self.scheduler = study, specs, scheduler
+    With `hold`, a run's params, epoch metrics and tags are kept until `send_held()` or the
+    run's close, and then go out in one `log_batch`: a short trial's run is three store calls
+    (create, one batch, terminate) instead of one per kind of write. Whoever holds must send
+    soon: the MLflow writer process does so within `BATCH_S` and at every flush."""
+
+    def __init__(self, study: StudyRun, specs: TrialSpecs, scheduler: str, hold: bool = False) -> None:
+        self.study, self.specs, self.scheduler, self.hold = study, specs, scheduler, hold
+        self._held: dict[str, Held] = {}  # run id -> writes not yet made
         self._client: MlflowClient | None = None
         self._runs: dict[str, str] = {}  # trial id -> run id
         self._last_step: dict[str, int] = {}  # run id -> last epoch logged
@@ -88,6 +102,30 @@ class ChildRuns:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["study"], state["specs"], state["scheduler"])  # type: ignore[misc]
+
+    def _write(
+        self, run_id: str, params: Sequence[Param] = (), metrics: Sequence[Metric] = (), tags: Sequence[RunTag] = ()
+    ) -> None:
+        """Write now, or with `hold` add to what the run holds (a later tag replaces an earlier one)."""
+        if not self.hold:
+            log_in_batches(self.client, run_id, params, metrics, tags)
+            return
+        held = self._held.setdefault(run_id, Held())
+        held.params += params
+        held.metrics += metrics
+        held.tags.update((tag.key, tag) for tag in tags)
+
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def send_held(self, run_id: str | None = None) -> None:
+        """Write what is held, for one run or all, in as few calls as MLflow's limits allow. A
+        run's writes are taken before they are tried: one that fails is dropped (and counted by
+        the caller), and finalize writes the epochs it lacks."""
+        for key in [run_id] if run_id is not None else list(self._held):
+            held = self._held.pop(key, None)
+            if held is not None:
+                log_in_batches(self.client, key, held.params, held.metrics, list(held.tags.values()))
 
     @property
     def client(self) -> MlflowClient:
@@ -156,9 +194,7 @@ class ChildRuns:
         self._configs[run_id] = config_json(config)
         self._last_step[run_id] = 0
         self._open.add(run_id)
-        self.client.log_batch(
-            run_id, params=[_param(k, v) for k, v in config.items()], synchronous=True
-        )
+        self._write(run_id, params=[_param(k, v) for k, v in config.items()])
         self._log_text(run.info.artifact_uri, self.specs.trial_yaml(config), c.TRIAL_SPEC_ARTIFACT)
         return run_id
 
@@ -221,30 +257,33 @@ class ChildRuns:
                 self._configs[run_id] = current
         if not metrics:
             return
-        batches = [metrics[i : i + METRICS_PER_BATCH] for i in range(0, len(metrics), METRICS_PER_BATCH)]
-        for i, batch in enumerate(batches):
-            self.client.log_batch(run_id, metrics=batch, tags=list(tags.values()) if i == 0 else [], synchronous=True)
+        self._write(run_id, metrics=metrics, tags=list(tags.values()))
         self._last_step[run_id] = last
 
     def ensure_history(
         self, trial_id: str, config: dict[str, Any], rows: list[dict[str, Any]], thorough: bool = False
     ) -> None:
         """Log whatever epochs of `rows` the run lacks: the tail a killed driver never logged or,
-        `thorough`, any step missing from its history (writes dropped mid-study leave gaps)."""
+        `thorough`, any step missing from its history (writes dropped mid-study leave gaps),
+        and its params if it has none (a lost first write)."""
         run_id = self.ensure(trial_id, config)
-        logged = {m.step for m in self.client.get_metric_history(run_id, c.EPOCH)} if thorough else None
+        logged = None
+        if thorough:
+            logged = {m.step for m in self.client.get_metric_history(run_id, c.EPOCH)}
+            if config and not self.client.get_run(run_id).data.params:
+                self._write(run_id, params=[_param(k, v) for k, v in config.items()])
         self.log_epochs(trial_id, [(config, row) for row in rows], logged)
 
     def note_retry(self, trial_id: str, config: dict[str, Any], retries: int, cause: str) -> None:
         """Tag the run of a trial Ray Tune restarts after its worker or node was lost."""
         run_id = self.ensure(trial_id, config)
-        tags = [RunTag(c.RETRIES, str(retries)), RunTag(c.RETRY_CAUSE, cause[:5000])]
-        self.client.log_batch(run_id, tags=tags, synchronous=True)
+        self._write(run_id, tags=[RunTag(c.RETRIES, str(retries)), RunTag(c.RETRY_CAUSE, cause[:5000])])
 
     def suspend(self, trial_id: str, reason: str) -> None:
         """Close the run of a trial the driver left unfinished; a resume reopens it."""
         run_id = self._runs.get(trial_id)
         if run_id is not None:
+            self.send_held(run_id)
             end_run(self.client, run_id, c.KILLED, reason, only_if_running=True)
             self._open.discard(run_id)
 
@@ -278,7 +317,10 @@ class ChildRuns:
             reason = f"{cut_reason} after {epochs}/{max_epochs} epochs"
         if error:
             self.client.log_text(run_id, str(error), c.ERROR_ARTIFACT)
-        end_run(self.client, run_id, status, reason)
+        # The closing tags go out with whatever the run still holds, then the status.
+        self._write(run_id, tags=end_tags(status, reason))
+        self.send_held(run_id)
+        self.client.set_terminated(run_id, status=status)
         self._open.discard(run_id)
         return status
 
@@ -306,6 +348,7 @@ class ChildRuns:
                 shutil.rmtree(Path(folder).parent, ignore_errors=True)
 
     def _retire(self, trial_id: str, run_id: str) -> None:
+        self.send_held(run_id)
         self.client.set_tag(run_id, c.TRIAL_ID, f"{trial_id}-unrecorded")
         if not end_run(self.client, run_id, c.KILLED, c.ORPHAN_REASON, only_if_running=True):
             # Already ended: it still records why it was set aside.

@@ -1,13 +1,15 @@
 """The driver's MLflow child-run writes, made by a writer process of their own, off Ray Tune's loop.
 
-A trial's child run costs about a dozen store calls (create, params, spec artifact, one batch
-per epoch, the closing tags and status), 50-70 ms of CPU with the embedded SQLite store, most of
+A trial's child run is a handful of store calls (create, params, spec artifact, epoch metrics,
+the closing tags and status), tens of milliseconds of CPU with the embedded SQLite store, most of
 it in MLflow's SQLAlchemy layer. Made inside Ray Tune's driver loop, Tune waited for each: on
 short trials that doubled a study's time, and a slow tracking server stalled the search. A
 thread does not help (those calls hold the GIL, so the loop waits just as long), so the writes
 go to a process of their own: the loop only queues a message; a thread of the driver sends it as
 JSON down a pipe; the writer process (`python -m harness.tracking.writer`, which imports MLflow but
-not torch or Ray) makes the calls in the order sent, on another core.
+not torch or Ray) makes the calls in the order sent, on another core. It holds each run's
+params, metrics and tags for up to `BATCH_S` and writes them in one `log_batch`, so a short
+trial's run costs three store calls (create, one batch, terminate).
 
 Guarantees:
 - whoever reads MLflow after the search (finalize, every exit that closes runs) first calls
@@ -18,8 +20,9 @@ Guarantees:
   even a SIGKILLed driver's sent writes are made; what was still queued in the driver dies with
   it, and `harness resume` reconciles it from Ray Tune's records, as it always has;
 - a call that fails (the store gone for longer than MLflow's own retries) is reported once and
-  dropped; finalize then checks every history step by step and writes what is missing from what
-  Ray Tune recorded. `ChildRuns` skips epochs already logged, so no history gets a step twice.
+  dropped, and so is what a writer process that died held; finalize then checks every run's
+  params and history step by step and writes what is missing from what Ray Tune recorded.
+  `ChildRuns` skips epochs already logged, so no history gets a step twice.
 
 `HARNESS_MLFLOW_WRITES=inline` makes every call in the caller instead (debugging; the harness
 overhead benchmark's "before" variant).
@@ -43,10 +46,11 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from harness.tracking.runs import StudyRun
+from harness.tracking.store import fast_commits
 from harness.tracking.trials import ChildRuns, config_json
 
 FLUSH_AT_EXIT_S = 60.0
-BATCH_S = 0.05  # how long the writer process holds epoch reports to write them together
+BATCH_S = 0.05  # how long the writer process holds a run's writes to make them together
 _HEADER = struct.Struct("!I")
 # The `ChildRuns` methods a message may name.
 CALLS = frozenset({"load_existing", "ensure", "log_epoch", "log_epochs", "close", "log_weight_histogram", "log_artifacts", "note_retry"})
@@ -66,9 +70,11 @@ class KnownSpecs:
 
 
 class Executor:
-    """Makes the calls: the child runs of every study this driver tracks, by key."""
+    """Makes the calls: the child runs of every study this driver tracks, by key; with `hold`,
+    they hold their writes until `send_held` (see `ChildRuns.hold`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: bool = False) -> None:
+        self.hold = hold
         self.runs: dict[str, ChildRuns] = {}
         self.specs: dict[str, KnownSpecs] = {}
         self.failures = 0
@@ -79,7 +85,7 @@ class Executor:
             if kind == "open":
                 study, scheduler = rest
                 self.specs[key] = KnownSpecs()
-                self.runs[key] = ChildRuns(StudyRun(**study), self.specs[key], scheduler)
+                self.runs[key] = ChildRuns(StudyRun(**study), self.specs[key], scheduler, hold=self.hold)
             elif kind == "spec":
                 config, yaml_text, max_epochs = rest
                 self.specs[key].known[config] = (yaml_text, max_epochs)
@@ -89,10 +95,25 @@ class Executor:
                     raise ValueError(f"not a child-run write: {method!r}")
                 getattr(self.runs[key], method)(*args)
         except Exception as exc:  # the search goes on; finalize reconciles what was dropped
-            self.failures += 1
-            if self.failures == 1:
-                print(f"warning: an MLflow write failed ({type(exc).__name__}: {str(exc)[:300]}); the study goes on "
-                      "and its end writes what is missing", file=sys.stderr, flush=True)  # fmt: skip
+            self._failed(exc)
+
+    def holding(self) -> bool:
+        return any(runs.holding() for runs in self.runs.values())
+
+    def send_held(self) -> None:
+        """Write what every study's runs hold; a run whose write fails is dropped, the rest go."""
+        for runs in self.runs.values():
+            while runs.holding():
+                try:
+                    runs.send_held()
+                except Exception as exc:
+                    self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            print(f"warning: an MLflow write failed ({type(exc).__name__}: {str(exc)[:300]}); the study goes on "
+                  "and its end writes what is missing", file=sys.stderr, flush=True)  # fmt: skip
 
 
 class Writer:
@@ -108,6 +129,7 @@ class Writer:
         self._lock = threading.Lock()
         self._flushes = 0
         self._failures_seen = 0  # writes the writer process dropped, as of its last flush answer
+        self._restarts = 0  # writer processes lost, each with whatever it held or had not read yet
         self._failures_taken = 0
 
     # --- what the callbacks queue ------------------------------------------------------------
@@ -144,7 +166,7 @@ class Writer:
     def take_dropped(self) -> int:
         """How many writes failed and were dropped since the last call (as of the last flush):
         their runs may have gaps that only a check of every run's history finds."""
-        seen = self._executor.failures if self._executor is not None else self._failures_seen
+        seen = self._executor.failures if self._executor is not None else self._failures_seen + self._restarts
         dropped, self._failures_taken = seen - self._failures_taken, seen
         return dropped
 
@@ -179,6 +201,7 @@ class Writer:
                 print(f"warning: the MLflow writer process stopped ({type(exc).__name__}: {exc}); starting another; "
                       "the study's end writes what is missing", file=sys.stderr, flush=True)  # fmt: skip
                 self._process = None
+                self._restarts += 1
                 if message[0] == "flush":
                     message[2].set()
 
@@ -283,44 +306,38 @@ class Reader:
 def serve(stdin_fd: int, stdout: IO[bytes]) -> None:
     """The writer process: make each call as it comes, answer flushes, end with the pipe.
 
-    Epoch reports are held for up to `BATCH_S` and written one batch per trial: a trial's
-    epochs are one store call instead of one each (a flush, or any other call, writes them at
-    once, so the order of every trial's calls is kept)."""
-    executor, reader = Executor(), Reader(stdin_fd)
-    pending: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    deadline = 0.0
-
-    def write_pending() -> None:
-        for (key, trial_id), reports in pending.items():
-            executor.handle(("call", key, "log_epochs", (trial_id, reports)))
-        pending.clear()
-
+    Its child runs hold their writes for up to `BATCH_S` (`ChildRuns.hold`): what reaches it
+    together, such as a short trial's start, epochs and end, is one `log_batch` instead of one
+    per message. The deadline, a flush and the pipe's end send what is held; the order of each
+    run's writes is kept."""
+    executor, reader = Executor(hold=True), Reader(stdin_fd)
+    deadline: float | None = None
     while True:
+        if deadline is not None and time.monotonic() >= deadline:  # also when messages never pause
+            executor.send_held()
+            deadline = None
         try:
-            message = reader.next(max(0.0, deadline - time.monotonic()) if pending else None)
+            message = reader.next(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except EOFError:
-            write_pending()
+            executor.send_held()
             return
         if message is None:
-            write_pending()
-            continue
-        if message[0] == "call" and message[2] == "log_epoch":
-            trial_id, config, result = message[3]
-            if not pending:
-                deadline = time.monotonic() + BATCH_S
-            pending.setdefault((message[1], trial_id), []).append((config, result))
-            continue
-        write_pending()
+            continue  # the deadline passed: sent above
         if message[0] == "flush":
+            executor.send_held()
+            deadline = None
             write_message(stdout, ("flushed", message[1], executor.failures))
             stdout.flush()
-        else:
-            executor.handle(message)
+            continue
+        executor.handle(message)
+        if deadline is None and executor.holding():
+            deadline = time.monotonic() + BATCH_S
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the driver decides when it is done
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fast_commits()
     # The pipe to the driver is for answers only: anything printed goes to stderr instead.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
