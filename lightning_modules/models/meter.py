@@ -21,15 +21,19 @@ class EpochMeter:
     ) -> None:
         """Add a batch of `n` samples with mean `loss`, `correct` predictions (a count) and
         per-confidence-bin sums (`Task.calibration`)."""
-        # The sample count is known on the host: a Python int costs no tensor op per step.
-        add: dict[str, torch.Tensor | int] = {"loss": loss.detach() * n, "n": n}
+        # The sample count is known on the host: a Python int costs no tensor op per step. Plain
+        # branches rather than a loop over a dict: this runs once per optimizer step.
+        loss_sum = loss.detach() * n
+        sums = self._sums.get(split)
+        if sums is None:
+            sums = self._sums[split] = {"loss": loss_sum, "n": n}
+        else:
+            sums["loss"] = sums["loss"] + loss_sum
+            sums["n"] = sums["n"] + n
         if correct is not None:
-            add["correct"] = correct
+            sums["correct"] = sums["correct"] + correct if "correct" in sums else correct
         if calibration is not None:
-            add["calibration"] = calibration
-        sums = self._sums.setdefault(split, {})
-        for key, value in add.items():
-            sums[key] = sums[key] + value if key in sums else value
+            sums["calibration"] = sums["calibration"] + calibration if "calibration" in sums else calibration
 
     def has(self, split: str) -> bool:
         return bool(self._sums.get(split))
