@@ -72,3 +72,29 @@ def test_epoch_meter_weights_batches_by_their_sample_counts():
     assert meter.means("val") == pytest.approx({"loss": (10 + 120) / 40, "acc": 35 / 40})
     meter.reset("val")
     assert meter.means("val") == {} and not meter.has("val")
+
+
+def test_a_step_group_reaches_the_module_as_a_step_group_on_its_device():
+    dm, module = digits_module(1)
+    group = next(iter(dm.train_dataloader()))
+    moved = module.transfer_batch_to_device(group, torch.device("cpu"), 0)
+    assert type(moved) is type(group) and len(moved) == len(group) == dm.steps_per_epoch
+    assert all(x is gx and y is gy for (x, y), (gx, gy) in zip(moved, group))  # on its device already: no copy
+    plain = module.transfer_batch_to_device(group[0], torch.device("cpu"), 0)  # a lone (x, y) goes Lightning's way
+    assert torch.equal(plain[0], group[0][0])
+
+
+def test_trainers_look_up_external_callbacks_once_per_process():
+    import importlib.metadata
+
+    from lightning.fabric.utilities import registry
+
+    from lightning_modules.training.fit import _entry_points, make_trainer
+
+    make_trainer(1, [])
+    before = _entry_points.cache_info()
+    make_trainer(1, [])
+    after = _entry_points.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+    group = "lightning.pytorch.callbacks_factory"
+    assert list(registry.entry_points(group=group)) == list(importlib.metadata.entry_points(group=group))
