@@ -7,7 +7,9 @@ with the study).
 Each size runs the same trivial trials (`harness_overhead.trivial_trainable`: a few epochs of
 cheap numbers, no torch) through `run_study` and through a bare `tune.Tuner` with the harness's
 Tune settings, side by side on one local Ray, and then counts what reached MLflow: one child
-run per trial and one metric point per epoch, nothing missing. Ray Tune's own published figure
+run per trial and one metric point per epoch, nothing missing. For the harness it also reports
+the CPU time per trial of the driver and of its MLflow writer process (Linux: from /proc), and
+the seconds its progress view and `finalize` took. Ray Tune's own published figure
 for one node with logging is about 1,000 results per second on a much larger machine; this
 one has 2 cores.
 """
@@ -26,6 +28,17 @@ from pathlib import Path
 
 from common import machine, markdown_table
 from harness_overhead import QUICKSTART, bare_run, harness_run
+
+
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU seconds of a process (this one by default); None where /proc is missing."""
+    if pid is None:
+        return time.process_time()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def mlflow_counts(tracking_uri: str, experiment: str, metric: str) -> tuple[int, int]:
@@ -65,12 +78,20 @@ def main() -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         harness_run(warmup, [])
     bare_run(warmup, home / "bare", harness_settings=True)
+    from harness.tracking import writer
+
+    writer_pid = writer._WRITER._process.pid if writer._WRITER and writer._WRITER._process else None
     rows = []
     for size in sizes:
         spec = load_spec(QUICKSTART, {"search.strategy": "random", "search.num_trials": size,
                                       "train.max_epochs": args.epochs, "name": f"throughput-{size}"})  # fmt: skip
+        parts: list[dict[str, float]] = []
+        driver_cpu, writer_cpu = cpu_seconds(), cpu_seconds(writer_pid) if writer_pid else None
         with contextlib.redirect_stdout(io.StringIO()):
-            harness = harness_run(spec, []).wall
+            harness = harness_run(spec, parts).wall
+        driver_cpu = cpu_seconds() - driver_cpu
+        writer_end = cpu_seconds(writer_pid) if writer_pid else None
+        writer_ms = "-" if writer_cpu is None or writer_end is None else f"{(writer_end - writer_cpu) / size * 1000:.1f}"
         bare = bare_run(spec, home / "bare", harness_settings=True).wall
         runs, points = mlflow_counts(default_tracking_uri(), spec.name, "val/loss")
         results = size * args.epochs
@@ -79,6 +100,8 @@ def main() -> None:
         rows.append([
             str(size), f"{results / harness:.0f}", f"{harness / size * 1000:.0f}", f"{results / bare:.0f}",
             f"{bare / size * 1000:.0f}", f"{harness / bare:.2f}x", f"{runs}/{size}", f"{points}/{results}",
+            f"{driver_cpu / size * 1000:.1f}", writer_ms, f"{parts[0].get('progress', 0.0):.2f}",
+            f"{parts[0].get('finalize', 0.0):.2f}",
         ])  # fmt: skip
     import ray
 
@@ -86,7 +109,8 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     print(f"\n{machine()}\n")
     headers = ["trials", "harness results/s", "harness ms / trial", "bare results/s", "bare ms / trial",
-               "harness vs bare", "MLflow runs", "MLflow points"]  # fmt: skip
+               "harness vs bare", "MLflow runs", "MLflow points", "driver CPU ms / trial",
+               "writer CPU ms / trial", "progress view s", "finalize s"]  # fmt: skip
     print(markdown_table(headers, rows))
 
 

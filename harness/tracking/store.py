@@ -76,7 +76,7 @@ def use_wal(path: Path) -> bool:
 
     A commit then appends to the log instead of copying pages to a rollback journal first, and
     readers (a dashboard, `harness ui`) no longer block the writer. With `fast_commits` a commit
-    waits for no fsync either: the MLflow writer process's per-trial writes cost a third less."""
+    waits for no fsync either (docs/benchmarks.md: `harness_overhead.py --no-wal`)."""
     kind = file_system(path.parent)
     if kind is not None and kind not in LOCAL_FILE_SYSTEMS:
         return False
