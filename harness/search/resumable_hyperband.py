@@ -8,6 +8,14 @@ experiment (`SchedulerStateCallback`), trial objects saved by id, and put each r
 back where it was: a trial that was waiting at its bracket's milestone is paused again, one the
 scheduler had already stopped stays stopped, and trials the searcher adds later join brackets
 as before.
+
+Both also finish what Ray's brackets leave waiting. A bracket in its last round whose last
+running trial ends through `on_trial_complete` (a stop criterion, a trial restored past its
+milestone that returns at once, an error) counts as finished, and Ray's `on_trial_remove` skips a
+finished bracket, so the trials paused at max_t in it are never stopped and the study stalls.
+After its first halving a bracket is never processed on a removal either. Here a removal settles
+its bracket, and when nothing is left to run, any bracket whose live trials all wait at their
+milestone is settled (`_settle`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from ray.tune.schedulers import HyperBandForBOHB, HyperBandScheduler
 
 # Bracket attributes that hold Trial objects (ray.tune.schedulers.hyperband._Bracket).
 _LIVE, _ALL, _UNPAUSE = "_live_trials", "_all_trials", "trials_to_unpause"
+_ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
 class _ResumableBrackets:
@@ -44,7 +53,8 @@ class _ResumableBrackets:
                 copies[id(bracket)] = saved
             return copies[id(bracket)]
 
-        state = {k: v for k, v in vars(self).items() if k not in ("_hyperbands", "_trial_info", "_state", "_saved", "_restored")}
+        skip = ("_hyperbands", "_trial_info", "_state", "_saved", "_restored", "_processing")
+        state = {k: v for k, v in vars(self).items() if k not in skip}
         state["_hyperbands"] = [[by_id(b) for b in band] for band in self._hyperbands]
         state["_trial_info"] = {t.trial_id: (by_id(b), band) for t, (b, band) in self._trial_info.items()}
         state["_state"] = {**self._state, "bracket": by_id(self._state["bracket"])}
@@ -69,8 +79,10 @@ class _ResumableBrackets:
         if trial.trial_id in unpause:
             unpause.discard(trial.trial_id)
             unpause.add(trial)
-        if trial.trial_id not in live:
-            # The scheduler had stopped it (or it had ended) before the save: it stays stopped.
+        if trial.trial_id not in live or trial.status in _ENDED:
+            # The scheduler had stopped it (or it had ended) before the save: it stays stopped,
+            # and a bracket never waits on it.
+            live.pop(trial.trial_id, None)
             if trial.status != Trial.ERROR:
                 trial.set_status(Trial.TERMINATED)
             return
@@ -79,6 +91,53 @@ class _ResumableBrackets:
         if trial.status == Trial.PENDING and result is not None and trial not in unpause and not bracket.continue_trial(trial):
             # It had reached this round's milestone and was paused, waiting for the others.
             trial.set_status(Trial.PAUSED)
+
+    # Settling what Ray's brackets leave waiting.
+
+    _processing = False
+
+    def _process_bracket(self, tune_controller: Any, bracket: Any) -> str:
+        # Stopping a trial from inside calls `on_trial_remove` again: no settling from there.
+        self._processing = True
+        try:
+            return super()._process_bracket(tune_controller, bracket)  # type: ignore[misc]
+        finally:
+            self._processing = False
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        bracket, _ = self._trial_info[trial]
+        super().on_trial_remove(tune_controller, trial)  # type: ignore[misc]
+        if not self._processing:
+            self._settle(tune_controller, bracket)
+
+    def choose_trial_to_run(self, tune_controller: Any, *args: Any, **kwargs: Any) -> Trial | None:
+        chosen = super().choose_trial_to_run(tune_controller, *args, **kwargs)  # type: ignore[misc]
+        if chosen is None and not self._processing and self._settle_all(tune_controller):
+            chosen = super().choose_trial_to_run(tune_controller, *args, **kwargs)  # type: ignore[misc]
+        return chosen
+
+    def _settle_all(self, tune_controller: Any) -> bool:
+        """Settle every waiting bracket once no trial runs or waits to start. Only live trials
+        are read (a study's ended trials have left their brackets), so this costs the trials
+        still open, however many the study ran."""
+        brackets = [b for band in self._hyperbands for b in band if b is not None]
+        if any(t.status in (Trial.RUNNING, Trial.PENDING) for b in brackets for t in b.current_trials()):
+            return False
+        return any([self._settle(tune_controller, b) for b in brackets])
+
+    def _settle(self, tune_controller: Any, bracket: Any) -> bool:
+        """If every live trial of `bracket` is paused at its milestone with none set to resume,
+        do what the bracket's last result would have done: stop them all if the bracket is
+        finished, else halve it (stop the worst, resume the best). Whether anything was done."""
+        live = bracket.current_trials()
+        unpause = getattr(bracket, _UNPAUSE)
+        if not live or any(t.status != Trial.PAUSED or t in unpause for t in live) or not bracket.cur_iter_done():
+            return False
+        if bracket.finished():
+            bracket.cleanup_full(tune_controller)
+        else:
+            self._process_bracket(tune_controller, bracket)
+        return True
 
 
 class ResumableHyperBand(_ResumableBrackets, HyperBandScheduler):

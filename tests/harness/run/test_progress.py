@@ -60,6 +60,27 @@ def test_trials_stopped_by_an_interruption_are_not_stopped_early(capsys: pytest.
     assert "interrupted: 2 running trial(s) stopped" in capsys.readouterr().out
 
 
+def test_tallies_taken_as_trials_end_match_a_count_of_every_trial(capsys: pytest.CaptureFixture[str]):
+    view = ProgressCallback("val/loss", "min", max_epochs=5, total=5, budget_epochs=25)
+    trials = [trial("a", Trial.RUNNING, 1, 0.5), trial("b", Trial.RUNNING, 2, 0.4), trial("c", Trial.PENDING)]
+    view.on_step_end(0, trials)
+    assert view.counts(trials) == {"done": 0, "stopped early": 0, "failed": 0, "running": 2, "pending": 1}
+    # a ends done with the best value so far; b is stopped early; two more trials arrive.
+    trials[0].run_metadata.last_result = {"epoch": 5, "val/loss": 0.1}
+    view.on_trial_result(1, trials, trials[0], {"epoch": 5, "val/loss": 0.1})
+    trials[0].set_status(Trial.TERMINATED)
+    trials[1].set_status(Trial.TERMINATED)
+    trials += [trial("d", Trial.RUNNING, 4, 0.3), trial("e", Trial.ERROR, 1, float("nan"))]
+    view.on_step_end(1, trials)
+    view.on_step_end(2, trials)  # nothing new: no line printed twice, no trial counted twice
+    assert view.counts(trials) == {"done": 1, "stopped early": 1, "failed": 1, "running": 1, "pending": 1}
+    assert view.counts(trials) == ProgressCallback.counts(view, trials, final=True)  # the full count agrees
+    assert view.progress(trials) == (5 + 2 + 4 + 1 + 0, 25.0, "epochs")
+    assert view.best(trials) == (0.1, trials[0])  # an ended trial's value stays the best
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" trial ")[1].split()[0] for line in lines] == ["a", "b", "e"]
+
+
 def test_a_budgeted_study_counts_in_the_budget_unit():
     view = ProgressCallback("objective/value", "min", max_epochs=3, total=30, budget_epochs=30)
     trials = [trial("a", Trial.TERMINATED, 3, 1.0), trial("b", Trial.TERMINATED, 1, 2.0), trial("c", Trial.RUNNING, 2, 0.5)]
@@ -79,7 +100,8 @@ def test_the_view_survives_pickling_with_its_settings_only():
     # Ray Tune pickles callbacks into its experiment state; a deep copy goes through the same
     # __getstate__ / __setstate__ without unpickling bytes.
     copy = copying.deepcopy(view)
-    assert copy.budget_epochs == 12 and copy._ended == set() and copy._reported == set()
+    assert copy.budget_epochs == 12 and copy._ended == set() and copy._unreported == []
+    assert copy._ended_counts == {"done": 0, "stopped early": 0, "failed": 0} and copy._best_ended is None
 
 
 def test_a_periodic_action_runs_on_its_interval_and_never_stops_the_study(monkeypatch: pytest.MonkeyPatch):
