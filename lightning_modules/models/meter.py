@@ -45,9 +45,9 @@ class EpochMeter:
         if not sums:
             return {}
         n = sums["n"]
-        out = {"loss": float(sums["loss"] / n)}
+        out = {"loss": sums["loss"].item() / n}  # type: ignore[union-attr]
         if "correct" in sums:
-            out["acc"] = float(sums["correct"] / n)
+            out["acc"] = sums["correct"].item() / n  # type: ignore[union-attr]
         if "calibration" in sums:
             out["ece"] = expected_calibration_error(sums["calibration"])  # type: ignore[arg-type]
         return out
@@ -62,9 +62,9 @@ class EpochMeter:
 def expected_calibration_error(calibration: torch.Tensor) -> float:
     """ECE (Naeini et al., 2015): sum over bins of |correct - confidence sums| / predictions,
     i.e. the bins' |accuracy - confidence| weighted by their share of predictions."""
-    counts, confidence, correct = calibration.double()
-    total = counts.sum()
-    return float((correct - confidence).abs().sum() / total) if total > 0 else float("nan")
+    counts, confidence, correct = calibration.tolist()  # a few dozen numbers: summed on the host
+    total = sum(counts)
+    return sum(abs(c - f) for c, f in zip(correct, confidence)) / total if total > 0 else float("nan")
 
 
 def reliability_table(calibration: torch.Tensor) -> list[dict[str, float]]:

@@ -84,6 +84,30 @@ def test_a_step_group_reaches_the_module_as_a_step_group_on_its_device():
     assert torch.equal(plain[0], group[0][0])
 
 
+def test_evaluation_scored_in_chunks_equals_scoring_each_batch(monkeypatch: pytest.MonkeyPatch):
+    from lightning_modules.models import supervised
+    from lightning_modules.models.meter import expected_calibration_error
+
+    dm, module = digits_module(1)
+    module.eval()
+    x, y = dm.split_tensors("val")
+    batches = [(x[i : i + 50], y[i : i + 50]) for i in range(0, len(x), 50)]  # the last one shorter
+    with torch.no_grad():
+        # The reference: every batch scored on its own, weighted by its samples.
+        outs = [module(xb) for xb, _ in batches]
+        loss = sum(module.criterion(o, yb).item() * len(yb) for o, (_, yb) in zip(outs, batches)) / len(y)
+        correct = sum(module.scoring.correct(o, yb).sum().item() for o, (_, yb) in zip(outs, batches))
+        calibration = sum(module.scoring.calibration(o, yb) for o, (_, yb) in zip(outs, batches))
+        for chunk in (supervised.EVAL_CHUNK, 120, 1):  # one chunk; chunks of several batches; a chunk per batch
+            monkeypatch.setattr(supervised, "EVAL_CHUNK", chunk)
+            module.meter.reset("val")
+            module._evaluate_batches("val", batches)
+            means = module.meter.means("val")
+            assert means["loss"] == pytest.approx(loss, rel=1e-6), chunk
+            assert means["acc"] == pytest.approx(correct / len(y), rel=1e-9), chunk
+            assert means["ece"] == pytest.approx(expected_calibration_error(calibration), rel=1e-5), chunk
+
+
 def test_trainers_look_up_external_callbacks_once_per_process():
     import importlib.metadata
 
