@@ -71,6 +71,47 @@ def test_a_trial_paused_at_max_t_is_stopped_when_its_bracket_ends_without_a_resu
     assert sorted(r.metrics["training_iteration"] for r in grid) == [2, 2]
 
 
+def _four_epochs(config: dict) -> None:
+    case = config["case"]
+    for epoch in range(1, 5):
+        time.sleep(case["delay"])
+        tune.report({"loss": case["loss"], "epoch": epoch})
+
+
+def _ends_itself_at_two(trial_id: str, result: dict) -> bool:
+    return result["config"]["case"]["ends_at_two"] and result["training_iteration"] >= 2
+
+
+def test_a_halved_bracket_goes_on_when_a_trial_ends_without_a_result(local_ray, tmp_path: Path):
+    # max_t 4, eta 2: three brackets, filled in order (3 trials to max_t 4; 3 from milestone 2;
+    # 4 from milestone 1). In the third, the two best after milestone 1 go on to milestone 2;
+    # the fast one waits there for the slow one, which then ends through a stop criterion.
+    # Ray's HyperBandScheduler processes a bracket on a removal only before its first halving,
+    # so the fast one would wait until the time budget ends the study, at epoch 2.
+    quick = {"delay": 0.0, "loss": 5.0, "ends_at_two": False}
+    third = [
+        {"delay": 0.0, "loss": 1.0, "ends_at_two": False},  # the fast one
+        {"delay": 1.0, "loss": 2.0, "ends_at_two": True},  # the slow one
+        {"delay": 0.0, "loss": 3.0, "ends_at_two": False},
+        {"delay": 0.0, "loss": 4.0, "ends_at_two": False},
+    ]
+    tuner = tune.Tuner(
+        _four_epochs,
+        param_space={"case": tune.grid_search([quick] * 6 + third)},
+        tune_config=tune.TuneConfig(
+            metric="loss",
+            mode="min",
+            scheduler=ResumableHyperBand(time_attr="training_iteration", max_t=4, reduction_factor=2),
+            time_budget_s=90,
+        ),
+        run_config=tune.RunConfig(stop=_ends_itself_at_two, storage_path=str(tmp_path), verbose=0),
+    )
+    grid = tuner.fit()
+    epochs = {(r.config["case"]["loss"], r.config["case"]["delay"]): r.metrics["training_iteration"] for r in grid}
+    assert epochs[(1.0, 0.0)] == 4  # the fast one went on to max_t
+    assert epochs[(2.0, 1.0)] == 2
+
+
 def _trial(trial_id: str) -> Trial:
     return Trial("__fake", trial_id=trial_id, stub=True)
 
