@@ -60,6 +60,17 @@ def test_trials_stopped_by_an_interruption_are_not_stopped_early(capsys: pytest.
     assert "interrupted: 2 running trial(s) stopped" in capsys.readouterr().out
 
 
+def test_the_last_frame_on_a_terminal_counts_interrupted_trials_as_interrupted():
+    view = ProgressCallback("val/loss", "min", max_epochs=5, total=3)
+    trials = [trial("a", Trial.TERMINATED, 5, 0.3), trial("b", Trial.RUNNING, 2, 0.5), trial("c", Trial.RUNNING, 1, 0.6)]
+    view.on_step_end(4, trials)
+    for t in trials[1:]:
+        t.set_status(Trial.TERMINATED)
+    frame = view._render(trials, final=True)  # what `on_experiment_end` draws last on a terminal
+    counts = frame.renderables[2].plain
+    assert "interrupted 2" in counts and "stopped early 0" in counts and "done 1" in counts
+
+
 def test_tallies_taken_as_trials_end_match_a_count_of_every_trial(capsys: pytest.CaptureFixture[str]):
     view = ProgressCallback("val/loss", "min", max_epochs=5, total=5, budget_epochs=25)
     trials = [trial("a", Trial.RUNNING, 1, 0.5), trial("b", Trial.RUNNING, 2, 0.4), trial("c", Trial.PENDING)]
