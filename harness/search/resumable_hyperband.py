@@ -123,7 +123,7 @@ class _ResumableBrackets:
         brackets = [b for band in self._hyperbands for b in band if b is not None]
         if any(t.status in (Trial.RUNNING, Trial.PENDING) for b in brackets for t in b.current_trials()):
             return False
-        return any([self._settle(tune_controller, b) for b in brackets])
+        return any([self._settle(tune_controller, b) for b in brackets])  # a list: settle every one
 
     def _settle(self, tune_controller: Any, bracket: Any) -> bool:
         """If every live trial of `bracket` is paused at its milestone with none set to resume,

@@ -6,22 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-import ray
 from ray import tune
 from ray.tune.experiment import Trial
 
-from harness.run.cluster import init_ray
 from harness.search.resumable_hyperband import ResumableHyperBand
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    started = not ray.is_initialized()
-    init_ray(None)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def _two_epochs(config: dict) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 from ray import tune
 from ray.tune.experiment import Experiment
 from ray.tune.logger import JsonLoggerCallback
@@ -20,7 +19,6 @@ from ray.tune.search import Searcher
 
 from harness.errors import SpecError
 from harness.objectives.functions import BRANIN_OPTIMUM, branin
-from harness.run.cluster import init_ray
 from harness.run.plan import StudyPlan
 from harness.run.tuner import make_trainable
 from harness.search import SCHEDULERS, SEARCHERS, STRATEGIES, resolve_strategy
@@ -72,16 +70,6 @@ def first_suggestions(spec: StudySpec, n: int = 3) -> list[dict[str, Any]]:
 
 def _noop(config: dict) -> None:
     """A trainable for building trials; never run."""
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module, started as the runner starts it."""
-    started = not ray.is_initialized()
-    init_ray(None)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def fit(spec: StudySpec, storage: Path) -> tuple[Any, Path]:
